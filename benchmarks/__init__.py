@@ -1,0 +1,1 @@
+"""Benchmarks: throughput scripts, never imported by the package."""

@@ -1,0 +1,55 @@
+"""Shared helpers: seeded text generation, timing, and writing results files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+WORDS = (
+    "the customer invoice refund charged twice march account email update app crashes camera android "
+    "model answer reference total amount paid order shipped late support ticket billing plan upgrade "
+    "password reset login error page loads slowly network timeout server returned status code request "
+    "report summary analysis revenue quarter growth percent market share price stock fell rose today"
+).split()
+
+
+def sentences(n: int, words: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` (hypothesis, reference) pairs of ``words`` words; hypotheses are noisy copies."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        ref = [rng.choice(WORDS) for _ in range(words)]
+        hyp = [w if rng.random() > 0.3 else rng.choice(WORDS) for w in ref]
+        pairs.append((" ".join(hyp), " ".join(ref)))
+    return pairs
+
+
+def best_of(repeats: int, fn: Callable[[], Any]) -> float:
+    """Fastest wall time of ``repeats`` runs (least disturbed by the rest of the machine)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def write(name: str, payload: dict[str, Any], markdown: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown)
+    return path

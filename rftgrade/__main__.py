@@ -1,0 +1,5 @@
+"""``python -m rftgrade`` runs the CLI."""
+
+from rftgrade.cli import main
+
+main()

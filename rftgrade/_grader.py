@@ -1,0 +1,240 @@
+"""The public grading API: load a grader once, grade one row or many, sync or async.
+
+Every face of rftgrade (CLI, server, trainer adapters) grades through
+:class:`Grader`; none of them grades on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rftgrade._embeddings import Embedder
+from rftgrade._exceptions import GraderValidationError, Problem
+from rftgrade._executors import JudgeExecutor, PythonExecutor
+from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
+from rftgrade._load import GraderLike, grader_to_dict, load_spec, unknown_key_warnings
+from rftgrade._portal import get_portal
+from rftgrade._result import GradeResult
+from rftgrade._sample import SampleLike, make_sample
+from rftgrade._specs import AnyGrader
+
+__all__ = ["Grader", "RowLike", "ValidationReport", "grader_id", "validate"]
+
+RowLike = Mapping[str, Any] | tuple[Any, Any]
+"""A row: ``{"sample": ..., "item": {...}}`` or a ``(sample, item)`` tuple."""
+
+
+def grader_id(spec: AnyGrader) -> str:
+    """A stable id for a grader: a hash of its canonical JSON."""
+    canonical = json.dumps(grader_to_dict(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "grader_" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+class ValidationReport:
+    """What :func:`validate` found: problems (invalid) and warnings (valid but suspicious)."""
+
+    def __init__(self, spec: AnyGrader | None, problems: list[Problem], warnings: list[str]) -> None:
+        self.spec = spec
+        self.problems = problems
+        self.warnings = warnings
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def validate(source: GraderLike, *, judge: JudgeExecutor | None = None) -> ValidationReport:
+    """Check a grader without running it: schema, templates, formula, python source, models.
+
+    Args:
+        source: grader JSON text, dict, path or spec.
+        judge: when given, model graders' ``model`` names are checked against it.
+    """
+    try:
+        spec = load_spec(source)
+    except GraderValidationError as exc:
+        return ValidationReport(None, exc.problems, [])
+    problems: list[Problem] = []
+    try:
+        compiled = compile_spec(spec)
+    except GraderValidationError as exc:
+        problems += exc.problems
+        compiled = None
+    if judge is not None and compiled is not None:
+        problems += _model_problems(compiled, judge, "")
+    return ValidationReport(spec, problems, unknown_key_warnings(spec))
+
+
+def _model_problems(compiled: CompiledGrader, judge: JudgeExecutor, path: str) -> list[Problem]:
+    out = []
+    model = getattr(compiled, "model", None)
+    if isinstance(model, str):
+        why = judge.can_serve(model)
+        if why:
+            out.append(Problem(f"{path}.model" if path else "model", why, "model"))
+    for key, sub in compiled.sub_graders().items():
+        out += _model_problems(sub, judge, f"{path}.graders.{key}" if path else f"graders.{key}")
+    return out
+
+
+DEFAULT_MAX_SAMPLE_CHARS = 2_000_000
+"""Longer model outputs are cut to this many characters and flagged ``truncated_observation_error``."""
+
+
+def _to_row(row: RowLike | Any, max_chars: int) -> tuple[Row | None, str | None, bool]:
+    try:
+        if isinstance(row, tuple) and len(row) == 2:
+            sample, item = row
+        elif isinstance(row, Mapping):
+            if "sample" not in row:
+                return None, 'row has no `sample`; each row is {"sample": ..., "item": {...}}', False
+            sample, item = row["sample"], row.get("item")
+        else:
+            return None, f"a row is a {{sample, item}} object, not {type(row).__name__}", False
+        item = {} if item is None else item
+        if not isinstance(item, dict):
+            return None, f"`item` must be a JSON object, got {type(item).__name__}", False
+        truncated = False
+        if isinstance(sample, str) and len(sample) > max_chars:
+            sample, truncated = sample[:max_chars], True
+        return Row.make(make_sample(sample), item), None, truncated
+    except TypeError as exc:
+        return None, str(exc), False
+
+
+class Grader:
+    """A compiled grader plus the executors it runs with.
+
+    Example:
+        >>> g = Grader({"type": "string_check", "name": "x", "input": "{{ sample.output_text }}",
+        ...             "reference": "{{ item.answer }}", "operation": "eq"})
+        >>> g.run("42", {"answer": "42"}).reward
+        1.0
+    """
+
+    def __init__(
+        self,
+        source: GraderLike,
+        *,
+        python: PythonExecutor | None = None,
+        judge: JudgeExecutor | None = None,
+        embedder: Embedder | None = None,
+        python_timeout: float | None = None,
+        max_sample_chars: int = DEFAULT_MAX_SAMPLE_CHARS,
+    ) -> None:
+        self.spec: AnyGrader = load_spec(source)
+        self.compiled: CompiledGrader = compile_spec(self.spec)
+        self.id = grader_id(self.spec)
+        self.max_sample_chars = max_sample_chars
+        self.runtime = Runtime(python=python, judge=judge, embedder=embedder, python_timeout=python_timeout)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    def to_dict(self) -> dict[str, Any]:
+        """The grader as OpenAI grader JSON."""
+        return grader_to_dict(self.spec)
+
+    # -- one row -------------------------------------------------------------
+    def run(self, sample: SampleLike, item: Mapping[str, Any] | None = None) -> GradeResult:
+        """Grade one ``(sample, item)``; never raises for bad data (see ``result.errors``)."""
+        return self.run_batch([(sample, dict(item) if item is not None else {})])[0]
+
+    async def arun(self, sample: SampleLike, item: Mapping[str, Any] | None = None) -> GradeResult:
+        """Async :meth:`run`."""
+        return (await self.arun_batch([(sample, dict(item) if item is not None else {})]))[0]
+
+    # -- many rows -----------------------------------------------------------
+    def _prepare(
+        self, rows: Iterable[RowLike]
+    ) -> tuple[list[Row], list[int], list[GradeResult | None], set[int]]:
+        prepared: list[Row] = []
+        positions: list[int] = []
+        results: list[GradeResult | None] = []
+        truncated: set[int] = set()
+        for i, raw in enumerate(rows):
+            row, error, was_cut = _to_row(raw, self.max_sample_chars)
+            if was_cut:
+                truncated.add(len(prepared))
+            if row is None:
+                bad = GradeResult(reward=0.0, name=self.name, type=self.type)
+                bad.fail("sample_parse_error", error or "bad row")
+                results.append(bad)
+            else:
+                prepared.append(row)
+                positions.append(i)
+                results.append(None)
+        return prepared, positions, results, truncated
+
+    def _finish(
+        self,
+        results: list[GradeResult | None],
+        positions: list[int],
+        graded: Sequence[GradeResult],
+        truncated: set[int],
+    ) -> list[GradeResult]:
+        for index, (pos, result) in enumerate(zip(positions, graded, strict=True)):
+            if index in truncated:
+                # Graded on the cut text: the reward stands, the flag says it was cut.
+                result.errors.truncated_observation_error = True
+                result.error_messages.append(
+                    f"the sample was longer than {self.max_sample_chars:,} characters and was truncated"
+                )
+            results[pos] = result
+        return [r for r in results if r is not None]
+
+    def run_batch(self, rows: Iterable[RowLike]) -> list[GradeResult]:
+        """Grade many rows, in order. One broken row never sinks the batch."""
+        prepared, positions, results, truncated = self._prepare(rows)
+        if self.compiled.is_sync:
+            graded = self.compiled.grade_rows(prepared)
+        else:
+            graded = get_portal().call(self._grade_async(prepared))
+        return self._finish(results, positions, graded, truncated)
+
+    async def arun_batch(self, rows: Iterable[RowLike]) -> list[GradeResult]:
+        """Async :meth:`run_batch`."""
+        prepared, positions, results, truncated = self._prepare(rows)
+        if self.compiled.is_sync:
+            graded = self.compiled.grade_rows(prepared)
+        else:
+            graded = await get_portal().acall(self._grade_async(prepared))
+        return self._finish(results, positions, graded, truncated)
+
+    async def _grade_async(self, rows: list[Row]) -> list[GradeResult]:
+        start = time.perf_counter()
+        graded = await self.compiled.grade_batch(rows, self.runtime)
+        if not rows:
+            return graded
+        # Model and sandbox graders report their own per-row times; fill any gap.
+        elapsed = (time.perf_counter() - start) / len(rows)
+        for result in graded:
+            if not result.execution_time:
+                result.execution_time = elapsed
+        return graded
+
+    async def aclose(self) -> None:
+        """Release executors this grader owns (pools, clients)."""
+        for executor in (self.runtime.python, self.runtime.judge):
+            if executor is not None:
+                await get_portal().acall(executor.aclose())
+
+    def close(self) -> None:
+        for executor in (self.runtime.python, self.runtime.judge):
+            if executor is not None:
+                get_portal().call(executor.aclose())
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,96 @@
+"""What every compiled grader shares: the row it grades, its runtime, its result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rftgrade._embeddings import Embedder
+from rftgrade._executors import JudgeExecutor, PythonExecutor
+from rftgrade._result import GradeResult
+from rftgrade._sample import Sample
+from rftgrade._specs import AnyGrader
+from rftgrade._template import Template, VariableError
+
+__all__ = ["CompiledGrader", "Row", "Runtime", "render"]
+
+
+@dataclass(slots=True)
+class Row:
+    """One ``(sample, item)`` to grade, with the template namespaces built once."""
+
+    sample: Sample
+    item: dict[str, Any]
+    ns: dict[str, Any]
+
+    @classmethod
+    def make(cls, sample: Sample, item: dict[str, Any]) -> Row:
+        return cls(sample, item, {"sample": sample.namespace(), "item": item})
+
+
+@dataclass
+class Runtime:
+    """The executors a grading run may use; any may be missing."""
+
+    python: PythonExecutor | None = None
+    judge: JudgeExecutor | None = None
+    embedder: Embedder | None = None
+    python_timeout: float | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class CompiledGrader:
+    """A validated grader, ready to grade rows.
+
+    Subclasses set :attr:`is_sync` when :meth:`grade_one` alone suffices (no I/O).
+    """
+
+    is_sync: bool = True
+
+    def __init__(self, spec: AnyGrader) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.type = spec.type
+
+    def new_result(self) -> GradeResult:
+        return GradeResult(reward=0.0, name=self.name, type=self.type)
+
+    def grade_one(self, row: Row) -> GradeResult:
+        """Grade one row synchronously (only for :attr:`is_sync` graders)."""
+        raise NotImplementedError(f"{type(self).__name__} grades asynchronously")
+
+    def grade_rows(self, rows: Sequence[Row]) -> list[GradeResult]:
+        """Grade rows synchronously (only for :attr:`is_sync` graders)."""
+        grade = self.grade_one
+        out = []
+        for row in rows:
+            start = time.perf_counter()
+            result = grade(row)
+            result.execution_time = time.perf_counter() - start
+            out.append(result)
+        return out
+
+    async def grade_batch(self, rows: Sequence[Row], runtime: Runtime) -> list[GradeResult]:
+        """Grade rows; one result per row, in order. Never raises for a bad row."""
+        return self.grade_rows(rows)
+
+    def sub_graders(self) -> dict[str, CompiledGrader]:
+        return {}
+
+
+def render(template: Template, row: Row, result: GradeResult) -> str | None:
+    """Render ``template`` for ``row``; on a missing variable flag ``result`` and return None."""
+    try:
+        return template.render(row.ns)
+    except VariableError as exc:
+        if exc.variable.startswith("sample.output_json") and not row.sample.has_json:
+            result.fail(
+                "sample_parse_error",
+                f"{{{{ {exc.variable} }}}}: the model output is not valid JSON, so "
+                "sample.output_json is not available",
+            )
+        else:
+            result.fail("invalid_variable_error", str(exc))
+        return None

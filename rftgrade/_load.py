@@ -1,0 +1,215 @@
+"""Reading grader specs from JSON, dicts, files or models, with errors a person can act on.
+
+pydantic's errors are rewritten here: each names the JSON path of the bad value
+(``graders.email.operation``), says what is expected and, for a misspelling,
+suggests the closest valid value (``neq`` -> "did you mean `ne`?").
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from rftgrade._exceptions import GraderValidationError, Problem
+from rftgrade._specs import GRADER_TYPES, AnyGrader, GraderSpec
+
+__all__ = ["GraderLike", "grader_to_dict", "load_spec", "read_grader_data", "unknown_key_warnings"]
+
+GraderLike = AnyGrader | dict[str, Any] | str | Path
+"""A grader as JSON text, a dict, a path to a ``.json`` file, or a spec model."""
+
+_ADAPTER: TypeAdapter[AnyGrader] = TypeAdapter(GraderSpec)
+
+
+def read_grader_data(source: GraderLike) -> dict[str, Any]:
+    """Turn a path, JSON text or dict into the grader's JSON object.
+
+    Raises:
+        GraderValidationError: the file is missing or the text is not a JSON object.
+    """
+    if isinstance(source, BaseModel):
+        return grader_to_dict(source)  # type: ignore[arg-type]
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        text = source
+        if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+            path = Path(source)
+            if not path.is_file():
+                raise GraderValidationError(
+                    [Problem("", f"no grader file at {path}; pass a path to a .json file or the JSON itself")]
+                )
+            text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(str(text))
+        except json.JSONDecodeError as exc:
+            raise GraderValidationError(
+                [Problem("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]
+            ) from None
+    if isinstance(data, dict) and isinstance(data.get("grader"), dict) and "type" not in data:
+        # A /graders/run or /validate request body, or an RFT method block.
+        data = data["grader"]
+    if not isinstance(data, dict):
+        raise GraderValidationError([Problem("", f"a grader is a JSON object, got {type(data).__name__}")])
+    return data
+
+
+def load_spec(source: GraderLike) -> AnyGrader:
+    """Parse a grader spec from any :data:`GraderLike`.
+
+    Raises:
+        GraderValidationError: with every problem and its JSON path.
+    """
+    if isinstance(source, BaseModel) and type(source).__module__.startswith("rftgrade"):
+        return source  # type: ignore[return-value]
+    data = read_grader_data(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DeprecationWarning)
+            return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise GraderValidationError(_problems(exc, data)) from None
+
+
+def grader_to_dict(spec: AnyGrader) -> dict[str, Any]:
+    """The spec as OpenAI grader JSON (``None`` fields dropped, unknown keys kept)."""
+    return spec.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[str, Any, Any]:
+    """Follow pydantic's ``loc`` through ``data``; return (json path, value, parent)."""
+    path = ""
+    node: Any = data
+    parent: Any = None
+    for step in loc:
+        if isinstance(node, dict) and isinstance(step, str) and step in node:
+            parent, node = node, node[step]
+            path = f"{path}.{step}" if path else step
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            parent, node = node, node[step]
+            path = f"{path}[{step}]"
+        elif (
+            isinstance(node, dict)
+            and isinstance(step, str)
+            and "[" not in step
+            and step not in GRADER_TYPES
+            and not step.startswith(("function-", "list[", "str", "tagged-union", "union"))
+            and step not in ("input_text", "output_text", "input_image", "input_audio")
+        ):
+            # A missing field: report where it should be.
+            parent, node = node, None
+            path = f"{path}.{step}" if path else step
+        # Other steps are pydantic's own (union members, discriminator tags): skip.
+    return path, node, parent
+
+
+def _expected_values(ctx: Any) -> list[str]:
+    if not ctx:
+        return []
+    if "expected_tags" in ctx:
+        return re.findall(r"'([^']*)'", str(ctx["expected_tags"]))
+    if "expected" in ctx:
+        return re.findall(r"'([^']*)'", str(ctx["expected"]))
+    return []
+
+
+def _suggest(value: Any, options: list[str]) -> str:
+    if not isinstance(value, str) or not options:
+        return ""
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.5)
+    if not close and value.lower() in {o.lower() for o in options}:
+        close = [o for o in options if o.lower() == value.lower()]
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _problems(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors():
+        path, value, parent = _walk(data, tuple(err["loc"]))
+        kind = err["type"]
+        ctx = err.get("ctx")
+        if kind == "union_tag_invalid" and ctx:
+            value = ctx.get("tag")
+            path = f"{path}.type" if path else "type"
+        if kind in ("literal_error", "union_tag_invalid"):
+            options = _expected_values(ctx)
+            field = path.rsplit(".", 1)[-1] if path else "type"
+            message = f"{value!r} is not a valid {field}; valid values: {', '.join(options)}" + _suggest(
+                value, options
+            )
+        elif kind == "union_tag_not_found":
+            message = "missing `type`; set it to one of: " + ", ".join(GRADER_TYPES)
+        elif kind == "missing":
+            field = path.rsplit(".", 1)[-1]
+            hint = ""
+            if isinstance(parent, dict):
+                extra = [k for k in parent if isinstance(k, str)]
+                close = difflib.get_close_matches(field, extra, n=1, cutoff=0.75)
+                if close:
+                    hint = f" (found `{close[0]}`: a misspelling of `{field}`?)"
+            message = f"required field `{field}` is missing{hint}"
+        elif kind == "value_error":
+            message = str(ctx.get("error") if ctx else err["msg"]).removeprefix("Value error, ")
+            message = err["msg"].removeprefix("Value error, ") if not ctx else message
+        else:
+            message = (
+                f"{err['msg']} (got {json.dumps(value)[:80] if _jsonable(value) else type(value).__name__})"
+            )
+        key = (path, message)
+        if key not in seen:
+            seen.add(key)
+            problems.append(Problem(path, message))
+    return _dedupe_union_noise(problems)
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _dedupe_union_noise(problems: list[Problem]) -> list[Problem]:
+    # A content block that fails every union member yields one error per member;
+    # keep the first per path, which is the most specific.
+    out: list[Problem] = []
+    paths: set[str] = set()
+    for problem in problems:
+        if problem.path in paths and "valid values" not in problem.message:
+            continue
+        paths.add(problem.path)
+        out.append(problem)
+    return out
+
+
+def unknown_key_warnings(spec: BaseModel, path: str = "") -> list[str]:
+    """Keys present in the JSON that rftgrade does not know (kept, but maybe typos)."""
+    out = []
+    fields = set(type(spec).model_fields)
+    for key in spec.model_extra or {}:
+        close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        where = f"{path}.{key}" if path else key
+        out.append(f"{where}: unknown key, kept as is{hint}")
+    for name in fields:
+        value = getattr(spec, name)
+        sub = f"{path}.{name}" if path else name
+        if isinstance(value, BaseModel):
+            out += unknown_key_warnings(value, sub)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, BaseModel):
+                    out += unknown_key_warnings(v, f"{sub}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if isinstance(v, BaseModel):
+                    out += unknown_key_warnings(v, f"{sub}[{i}]")
+    return out

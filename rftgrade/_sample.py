@@ -1,0 +1,146 @@
+"""The ``sample`` namespace: what graders see of one model output.
+
+A caller passes either the model's text or a sample dict (OpenAI's
+``{"output_text", "output_json", "output_tools", "choices", "output_audio"}``, a
+Chat Completions message, or a Chat Completions response with ``choices``); both
+are normalised here once, before any grader runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Sample", "SampleLike", "make_sample"]
+
+_MISSING: Any = object()
+_SPACE = frozenset(" \t\r\n")
+_JSON_HEADS = frozenset('{["-0123456789tfn')
+
+
+@dataclass(slots=True)
+class Sample:
+    """One model output, normalised."""
+
+    output_text: str
+    output_json: Any = _MISSING
+    output_tools: list[Any] = field(default_factory=list)
+    choices: list[Any] = field(default_factory=list)
+    output_audio: Any = None
+
+    @property
+    def has_json(self) -> bool:
+        """Whether ``output_json`` is available (the text parsed, or the caller gave it)."""
+        return self.output_json is not _MISSING
+
+    def namespace(self) -> dict[str, Any]:
+        """The ``sample`` mapping templates and python graders read."""
+        ns: dict[str, Any] = {
+            "output_text": self.output_text,
+            "output_tools": self.output_tools,
+            "choices": self.choices,
+        }
+        if self.has_json:
+            ns["output_json"] = self.output_json
+        if self.output_audio is not None:
+            ns["output_audio"] = self.output_audio
+        return ns
+
+    def to_python_arg(self) -> dict[str, Any]:
+        """The ``sample`` dict passed to ``grade(sample, item)``: OpenAI's documented shape."""
+        return {
+            "choices": self.choices,
+            "output_text": self.output_text,
+            "output_json": self.output_json if self.has_json else {},
+            "output_tools": self.output_tools,
+            "output_audio": self.output_audio if self.output_audio is not None else {},
+        }
+
+
+SampleLike = str | dict[str, Any] | Sample
+"""What a caller may pass as a sample."""
+
+
+def _parse_json(text: str) -> Any:
+    # Only text that looks like a JSON document; `json.loads("NaN")` etc. would surprise.
+    # The first-character test keeps plain prose (most samples) off the JSON parser.
+    head = text[:1] if text[:1] not in _SPACE else text.lstrip()[:1]
+    if not head or head not in _JSON_HEADS:
+        return _MISSING
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except (ValueError, RecursionError):
+        return _MISSING
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part, str):
+                texts.append(part)
+        return "".join(texts)
+    return json.dumps(content, ensure_ascii=False)
+
+
+def _choice(message: dict[str, Any]) -> dict[str, Any]:
+    return {"index": 0, "message": message, "finish_reason": "stop"}
+
+
+def make_sample(value: SampleLike) -> Sample:
+    """Normalise a model output (text or sample dict) into a :class:`Sample`.
+
+    Raises:
+        TypeError: ``value`` is neither a string nor a dict.
+    """
+    if isinstance(value, Sample):
+        return value
+    if isinstance(value, str):
+        return Sample(
+            output_text=value,
+            output_json=_parse_json(value),
+            choices=[_choice({"role": "assistant", "content": value})],
+        )
+    if not isinstance(value, dict):
+        raise TypeError(f"a sample must be the model's text or a sample dict, not {type(value).__name__}")
+    if "output_text" in value or "output_json" in value or "output_tools" in value:
+        text = value.get("output_text")
+        if text is None and "output_json" in value:
+            text = json.dumps(value["output_json"], ensure_ascii=False)
+        text = _content_text(text)
+        out_json = value["output_json"] if "output_json" in value else _parse_json(text)
+        tools = list(value.get("output_tools") or [])
+        choices = list(value.get("choices") or []) or [
+            _choice({"role": "assistant", "content": text, **({"tool_calls": tools} if tools else {})})
+        ]
+        return Sample(text, out_json, tools, choices, value.get("output_audio"))
+    if "choices" in value and isinstance(value["choices"], list):
+        choices = value["choices"]
+        message = (choices[0] or {}).get("message", {}) if choices else {}
+        return _from_message(message if isinstance(message, dict) else {}, choices)
+    if "content" in value or "tool_calls" in value:
+        return _from_message(value, None)
+    raise TypeError(
+        "a sample dict needs `output_text` (or `output_json`/`output_tools`), `choices`, "
+        f"or a chat message with `content`; got keys {sorted(value)[:8]}"
+    )
+
+
+def _from_message(message: dict[str, Any], choices: list[Any] | None) -> Sample:
+    text = _content_text(message.get("content"))
+    tools = list(message.get("tool_calls") or [])
+    return Sample(
+        output_text=text,
+        output_json=_parse_json(text),
+        output_tools=tools,
+        choices=choices if choices is not None else [_choice(message)],
+        output_audio=message.get("audio"),
+    )

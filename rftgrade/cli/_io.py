@@ -1,0 +1,120 @@
+"""Reading CLI arguments and JSONL rows; formatting problems and summaries."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rftgrade._result import GradeResult
+
+__all__ = ["JsonlRow", "at_value", "iter_jsonl", "print_summary", "summarize"]
+
+
+def at_value(value: str) -> str:
+    """``@path`` reads the file's text; anything else is taken literally."""
+    if value.startswith("@"):
+        return Path(value[1:]).read_text(encoding="utf-8")
+    return value
+
+
+class JsonlRow:
+    """One input line: the parsed row, or why it could not be read."""
+
+    __slots__ = ("error", "line", "row")
+
+    def __init__(self, line: int, row: dict[str, Any] | None, error: str | None) -> None:
+        self.line, self.row, self.error = line, row, error
+
+
+def iter_jsonl(path: Path) -> Iterator[JsonlRow]:
+    """Rows of a JSONL file; blank lines are skipped, malformed ones reported, never fatal."""
+    with path.open(encoding="utf-8") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield JsonlRow(number, None, f"line {number}: not valid JSON ({exc.msg}, column {exc.colno})")
+                continue
+            if not isinstance(data, dict) or "sample" not in data:
+                yield JsonlRow(
+                    number,
+                    None,
+                    f'line {number}: each row is {{"item": {{...}}, "sample": "text" or {{...}}}}',
+                )
+                continue
+            if not isinstance(data.get("item", {}), dict):
+                yield JsonlRow(number, None, f"line {number}: `item` must be a JSON object")
+                continue
+            yield JsonlRow(number, data, None)
+
+
+def summarize(results: list[GradeResult]) -> dict[str, Any]:
+    """Mean reward, distribution and error counts by flag."""
+    rewards = [r.reward for r in results]
+    flags: Counter[str] = Counter()
+    for r in results:
+        flags.update(r.errors.raised())
+    summary: dict[str, Any] = {"rows": len(results), "errored_rows": sum(1 for r in results if not r.ok)}
+    if rewards:
+        quantiles = (
+            statistics.quantiles(rewards, n=4, method="inclusive") if len(rewards) > 1 else [rewards[0]] * 3
+        )
+        summary.update(
+            mean_reward=statistics.fmean(rewards),
+            min=min(rewards),
+            p25=quantiles[0],
+            median=quantiles[1],
+            p75=quantiles[2],
+            max=max(rewards),
+            stdev=statistics.pstdev(rewards),
+        )
+    summary["errors_by_flag"] = dict(flags.most_common())
+    return summary
+
+
+def _histogram(rewards: list[float], bins: int = 10) -> list[tuple[str, int]]:
+    if not rewards:
+        return []
+    lo, hi = min(rewards), max(rewards)
+    if lo == hi:
+        return [(f"{lo:.3g}", len(rewards))]
+    width = (hi - lo) / bins
+    counts = [0] * bins
+    for r in rewards:
+        counts[min(int((r - lo) / width), bins - 1)] += 1
+    return [
+        (f"[{lo + i * width:.2f}, {lo + (i + 1) * width:.2f}{']' if i == bins - 1 else ')'}", c)
+        for i, c in enumerate(counts)
+    ]
+
+
+def print_summary(console: Console, results: list[GradeResult], summary: dict[str, Any]) -> None:
+    table = Table(title="rftgrade summary", show_header=False)
+    for key in ("rows", "errored_rows", "mean_reward", "min", "median", "max", "stdev"):
+        if key in summary:
+            value = summary[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    hist = _histogram([r.reward for r in results])
+    if hist:
+        peak = max(c for _, c in hist) or 1
+        dist = Table(title="reward distribution", show_header=False)
+        for label, count in hist:
+            dist.add_row(label, "█" * max(1 if count else 0, round(30 * count / peak)), str(count))
+        console.print(dist)
+    if summary["errors_by_flag"]:
+        errs = Table(title="errors by flag")
+        errs.add_column("flag")
+        errs.add_column("rows", justify="right")
+        for flag, count in summary["errors_by_flag"].items():
+            errs.add_row(flag, str(count))
+        console.print(errs)

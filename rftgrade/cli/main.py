@@ -1,0 +1,191 @@
+"""``rftgrade`` commands: validate, run, grade (more are added by later modules)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from rftgrade._exceptions import GraderValidationError, RftgradeError
+from rftgrade._grader import Grader, validate
+from rftgrade._result import GradeResult
+from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
+from rftgrade.cli._runtime import SandboxOption, make_executors
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="rftgrade",
+    help="Author, test and run OpenAI-compatible RFT graders locally.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _print_problems(problems: list[Any], header: str) -> None:
+    err.print(f"[bold red]{header}[/] ({len(problems)} problem(s))")
+    for p in problems:
+        err.print(f"  [red]✗[/] [bold]{p.path or '<root>'}[/]: {p.message}", highlight=False)
+
+
+@app.command("validate")
+def validate_cmd(
+    grader: Annotated[Path, typer.Argument(help="Grader JSON file.")],
+) -> None:
+    """Check a grader: schema, templates, formula, python source. Exit 1 on any problem."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = validate(grader)
+    for caught_warning in caught:
+        err.print(f"[yellow]warning:[/] {caught_warning.message}", highlight=False)
+    for text in report.warnings:
+        err.print(f"[yellow]warning:[/] {text}", highlight=False)
+    if not report.ok:
+        _print_problems(report.problems, f"{grader}: invalid")
+        raise typer.Exit(1)
+    assert report.spec is not None
+    out.print(
+        f"[green]✓[/] {grader}: valid {report.spec.type} grader [bold]{report.spec.name or '(unnamed)'}[/]"
+    )
+
+
+def _load(grader: Path, sandbox: SandboxOption) -> Grader:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            python, judge = make_executors(sandbox)
+            loaded = Grader(grader, python=python, judge=judge)
+        for w in caught:
+            err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        return loaded
+    except GraderValidationError as exc:
+        _print_problems(exc.problems, f"{grader}: invalid")
+        raise typer.Exit(1) from None
+    except RftgradeError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _print_result(result: GradeResult) -> None:
+    colour = "green" if result.ok else "red"
+    out.print(
+        f"reward: [bold {colour}]{result.reward:.6g}[/]  ({result.type} {result.name!r}, {result.execution_time * 1000:.1f} ms)"
+    )
+    for key, value in result.sub_rewards.items():
+        out.print(f"  {key}: {value:.6g}")
+    for flag in result.errors.raised():
+        out.print(f"  [red]{flag}[/]")
+    for message in result.error_messages:
+        out.print(f"  [dim]{message}[/]", highlight=False)
+
+
+@app.command("run")
+def run_cmd(
+    grader: Annotated[Path, typer.Argument(help="Grader JSON file.")],
+    sample: Annotated[
+        str, typer.Option(help="The model's output: text or a sample JSON object; @path reads a file.")
+    ],
+    item: Annotated[str, typer.Option(help="The dataset row as a JSON object; @path reads a file.")] = "{}",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print OpenAI's graders/run response JSON.")
+    ] = False,
+    sandbox: SandboxOption = None,
+) -> None:
+    """Grade one sample against one item."""
+    sample_text = at_value(sample)
+    try:
+        item_value = json.loads(at_value(item))
+    except json.JSONDecodeError as exc:
+        err.print(
+            f'[red]error:[/] --item is not valid JSON: {exc.msg}; pass an object like \'{{"answer": "42"}}\''
+        )
+        raise typer.Exit(2) from None
+    if not isinstance(item_value, dict):
+        err.print("[red]error:[/] --item must be a JSON object")
+        raise typer.Exit(2)
+    sample_value: Any = sample_text
+    stripped = sample_text.strip()
+    if stripped.startswith("{") and any(
+        k in stripped for k in ('"output_text"', '"output_json"', '"choices"', '"output_tools"')
+    ):
+        try:
+            sample_value = json.loads(stripped)
+        except json.JSONDecodeError:
+            sample_value = sample_text
+    g = _load(grader, sandbox)
+    try:
+        result = g.run(sample_value, item_value)
+    finally:
+        g.close()
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        _print_result(result)
+
+
+@app.command("grade")
+def grade_cmd(
+    grader: Annotated[Path, typer.Argument(help="Grader JSON file.")],
+    data: Annotated[Path, typer.Argument(help='JSONL rows: {"item": {...}, "sample": "text" or {...}}.')],
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="Write one response object per row (JSONL).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows sent to the grader at once.")] = 256,
+    sandbox: SandboxOption = None,
+) -> None:
+    """Grade every row of a JSONL file; results keep the input order."""
+    if not data.is_file():
+        err.print(f"[red]error:[/] no data file at {data}")
+        raise typer.Exit(2)
+    g = _load(grader, sandbox)
+    rows = list(iter_jsonl(data))
+    results: list[GradeResult] = []
+    sink = output.open("w", encoding="utf-8") if output else None
+    try:
+        with Progress(
+            TextColumn("grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("grade", total=len(rows))
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                good = [r for r in chunk if r.row is not None]
+                graded = iter(g.run_batch([r.row for r in good if r.row is not None]))
+                for entry in chunk:
+                    if entry.row is None:
+                        result = GradeResult(reward=0.0, name=g.name, type=g.type)
+                        result.fail("sample_parse_error", entry.error or "unreadable row")
+                        err.print(f"[yellow]skipped[/] {entry.error}", highlight=False)
+                    else:
+                        result = next(graded)
+                    results.append(result)
+                    if sink:
+                        sink.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+                progress.advance(task, len(chunk))
+    finally:
+        if sink:
+            sink.close()
+        g.close()
+    summary = summarize(results)
+    print_summary(err if output is None else out, results, summary)
+    if output is None:
+        for result in results:
+            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    """Entry point of the ``rftgrade`` script."""
+    app()
