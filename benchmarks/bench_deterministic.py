@@ -55,33 +55,50 @@ def main() -> None:
     rows = [{"sample": h, "item": {"reference": r}} for h, r in pairs]
     cases: list[tuple[str, dict[str, str], Callable[[str, str], float]]] = [
         ("string_check:eq", {"type": "string_check", "operation": "eq"}, lambda h, r: float(h == r)),
-        ("string_check:ilike", {"type": "string_check", "operation": "ilike"},
-         lambda h, r: float(r.casefold() in h.casefold())),
+        (
+            "string_check:ilike",
+            {"type": "string_check", "operation": "ilike"},
+            lambda h, r: float(r.casefold() in h.casefold()),
+        ),
     ]
     for metric in LEXICAL_METRICS:
         get_metric(metric)  # warm imports outside the timed region, for both sides
-        cases.append((f"text_similarity:{metric}",
-                      {"type": "text_similarity", "evaluation_metric": metric}, _direct(metric)))
+        cases.append(
+            (
+                f"text_similarity:{metric}",
+                {"type": "text_similarity", "evaluation_metric": metric},
+                _direct(metric),
+            )
+        )
 
     table = []
     for label, fields, direct in cases:
-        spec = {"name": label, "input": "{{ sample.output_text }}", "reference": "{{ item.reference }}", **fields}
+        spec = {
+            "name": label,
+            "input": "{{ sample.output_text }}",
+            "reference": "{{ item.reference }}",
+            **fields,
+        }
         grader = Grader(spec)
         n = args.rows if "meteor" not in label else max(args.rows // 4, 200)
         sub_rows, sub_pairs = rows[:n], pairs[:n]
         t_direct = best_of(args.repeats, lambda: [direct(h, r) for h, r in sub_pairs])  # noqa: B023
         t_grader = best_of(args.repeats, lambda: grader.run_batch(sub_rows))  # noqa: B023
-        table.append({
-            "case": label,
-            "rows": n,
-            "direct_rows_per_s": n / t_direct,
-            "rftgrade_rows_per_s": n / t_grader,
-            "direct_us_per_row": 1e6 * t_direct / n,
-            "overhead_us_per_row": 1e6 * (t_grader - t_direct) / n,
-            "overhead_ratio": t_grader / t_direct - 1,
-        })
-        print(f"{label:32s} direct {n / t_direct:10.0f}/s  rftgrade {n / t_grader:10.0f}/s  "
-              f"overhead {100 * (t_grader / t_direct - 1):6.1f}%  ({1e6 * (t_grader - t_direct) / n:.1f} us/row)")
+        table.append(
+            {
+                "case": label,
+                "rows": n,
+                "direct_rows_per_s": n / t_direct,
+                "rftgrade_rows_per_s": n / t_grader,
+                "direct_us_per_row": 1e6 * t_direct / n,
+                "overhead_us_per_row": 1e6 * (t_grader - t_direct) / n,
+                "overhead_ratio": t_grader / t_direct - 1,
+            }
+        )
+        print(
+            f"{label:32s} direct {n / t_direct:10.0f}/s  rftgrade {n / t_grader:10.0f}/s  "
+            f"overhead {100 * (t_grader / t_direct - 1):6.1f}%  ({1e6 * (t_grader - t_direct) / n:.1f} us/row)"
+        )
 
     lines = [
         f"# Deterministic graders: rftgrade vs the library in a loop ({args.rows} rows, {args.words}-word texts)",
@@ -90,8 +107,10 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for r in table:
-        lines.append(f"| {r['case']} | {r['direct_rows_per_s']:,.0f} | {r['rftgrade_rows_per_s']:,.0f} | "
-                     f"{100 * r['overhead_ratio']:.1f}% | {r['overhead_us_per_row']:.1f} |")
+        lines.append(
+            f"| {r['case']} | {r['direct_rows_per_s']:,.0f} | {r['rftgrade_rows_per_s']:,.0f} | "
+            f"{100 * r['overhead_ratio']:.1f}% | {r['overhead_us_per_row']:.1f} |"
+        )
     path = write("deterministic", {"args": vars(args), "results": table}, "\n".join(lines) + "\n")
     print(f"wrote {path}")
 

@@ -33,6 +33,8 @@ class PythonProgram:
     source: str
     digest: str
     name: str = ""
+    isolation: str | None = None
+    """``worker`` or ``sample``; ``None`` leaves it to the executor."""
 
 
 @dataclass(frozen=True)

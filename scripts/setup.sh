@@ -24,3 +24,9 @@ if ! $PY -c "import torch" >/dev/null 2>&1; then
     || $PY -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi
 $PY -m pip install -q -e ".[all,dev]"
+
+# The bwrap sandbox's read-only Python environment (wheels fetched on the host).
+if [ ! -x /var/lib/rftgrade/sandbox-venv/bin/python ] || ! cmp -s sandbox/requirements.txt /var/lib/rftgrade/sandbox-venv/requirements.txt; then
+  rftgrade sandbox build --backend bwrap
+  cp sandbox/requirements.txt /var/lib/rftgrade/sandbox-venv/requirements.txt
+fi

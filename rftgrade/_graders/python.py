@@ -122,7 +122,13 @@ class CompiledPython(CompiledGrader):
     def __init__(self, spec: PythonGrader) -> None:
         super().__init__(spec)
         digest = hashlib.sha256(spec.source.encode("utf-8", "surrogatepass")).hexdigest()
-        self.program = PythonProgram(source=spec.source, digest=digest, name=spec.name)
+        isolation = (spec.model_extra or {}).get("isolation")
+        self.program = PythonProgram(
+            source=spec.source,
+            digest=digest,
+            name=spec.name,
+            isolation=isolation if isinstance(isolation, str) else None,
+        )
 
     async def grade_batch(self, rows: Sequence[Row], runtime: Runtime) -> list[GradeResult]:
         results = [self.new_result() for _ in rows]

@@ -7,19 +7,44 @@ from typing import Annotated, Optional
 import typer
 
 from rftgrade._executors import JudgeExecutor, PythonExecutor
+from rftgrade._specs import AnyGrader, MultiGrader, PythonGrader
 
-__all__ = ["SandboxOption", "make_executors"]
+__all__ = ["SandboxOption", "make_executors", "needs_python"]
 
 SandboxOption = Annotated[
     Optional[str],
     typer.Option(
         "--sandbox",
-        help="Where python graders run: docker, bwrap or process (not isolated). "
-        "Default: $RFTGRADE_SANDBOX, else docker if an engine answers, else bwrap.",
+        help="Where python graders run: docker, bwrap or process (NOT isolated). "
+        "Default: $RFTGRADE_SANDBOX, else docker if an engine and image exist, else bwrap.",
     ),
 ]
 
 
-def make_executors(sandbox: str | None) -> tuple[PythonExecutor | None, JudgeExecutor | None]:
-    """Executors for a CLI run; backends that are missing simply stay ``None``."""
-    return None, None
+def needs_python(spec: AnyGrader) -> bool:
+    if isinstance(spec, PythonGrader):
+        return True
+    return isinstance(spec, MultiGrader) and any(isinstance(g, PythonGrader) for g in spec.graders.values())
+
+
+def make_executors(
+    spec: AnyGrader, sandbox: str | None
+) -> tuple[PythonExecutor | None, JudgeExecutor | None]:
+    """Executors for a CLI run; only what the grader needs is started.
+
+    Raises:
+        BackendUnavailableError: the sandbox asked for (or any isolating one, for
+            ``auto``) cannot run here.
+    """
+    python: PythonExecutor | None = None
+    if needs_python(spec):
+        from rftgrade.sandbox import SandboxExecutor
+
+        python = SandboxExecutor(sandbox or "auto")
+        if not python.isolated:
+            typer.echo(
+                f"warning: the {python.name} sandbox is NOT isolated: python graders run with "
+                "your files, network and environment",
+                err=True,
+            )
+    return python, None

@@ -14,9 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rftgrade._exceptions import GraderValidationError, RftgradeError
 from rftgrade._grader import Grader, validate
+from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
 from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
 from rftgrade.cli._runtime import SandboxOption, make_executors
+from rftgrade.cli.sandbox_cmd import sandbox_app
 
 __all__ = ["app", "main"]
 
@@ -27,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(sandbox_app, name="sandbox")
 out = Console()
 err = Console(stderr=True)
 
@@ -62,8 +65,9 @@ def _load(grader: Path, sandbox: SandboxOption) -> Grader:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            python, judge = make_executors(sandbox)
-            loaded = Grader(grader, python=python, judge=judge)
+            spec = load_spec(grader)
+            python, judge = make_executors(spec, sandbox)
+            loaded = Grader(spec, python=python, judge=judge)
         for w in caught:
             err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
         return loaded

@@ -1,0 +1,51 @@
+"""``rftgrade sandbox build|doctor``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rftgrade._exceptions import BackendUnavailableError
+from rftgrade.sandbox._select import BACKENDS, backend_class
+
+__all__ = ["sandbox_app"]
+
+sandbox_app = typer.Typer(help="Build and check the sandboxes python graders run in.", no_args_is_help=True)
+console = Console()
+
+
+@sandbox_app.command("doctor")
+def doctor() -> None:
+    """Say which sandbox backends can run here, and why not."""
+    for name in BACKENDS:
+        try:
+            why = backend_class(name).unavailable_reason()
+        except BackendUnavailableError as exc:
+            why = str(exc)
+        if why is None:
+            note = " [yellow](NOT isolated)[/]" if name == "process" else ""
+            console.print(f"[green]✓[/] {name}{note}")
+        else:
+            console.print(f"[red]✗[/] {name}: {why}", highlight=False)
+
+
+@sandbox_app.command("build")
+def build(
+    backend: Annotated[str, typer.Option(help="bwrap, docker or all.")] = "all",
+) -> None:
+    """Build the sandbox environments (wheels fetched on the host; no network inside)."""
+    from rftgrade.sandbox.build import build_bwrap_env
+
+    if backend in ("bwrap", "all"):
+        path = build_bwrap_env()
+        console.print(f"[green]✓[/] bwrap environment at {path}")
+    if backend in ("docker", "all"):
+        try:
+            from rftgrade.sandbox.docker_build import build_image
+        except ImportError:
+            console.print("[yellow]docker image build is not available in this version[/]")
+        else:
+            tag = build_image()
+            console.print(f"[green]✓[/] docker image {tag}")

@@ -1,0 +1,105 @@
+"""The host's end of a worker: send a frame, receive a frame with a deadline, kill.
+
+Frames are 4-byte big-endian lengths plus UTF-8 JSON (see ``sandbox/worker.py``).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import struct
+from typing import Any
+
+__all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
+
+PROTOCOL_VERSION = 1
+_HEADER = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024
+
+
+class ChannelClosed(Exception):
+    """The worker went away (exited, was killed, or broke the protocol)."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message, ensure_ascii=False, default=_default).encode("utf-8", "surrogatepass")
+    return _HEADER.pack(len(data)) + data
+
+
+def _default(value: Any) -> Any:
+    return repr(value)
+
+
+class Channel(abc.ABC):
+    """A live worker."""
+
+    @abc.abstractmethod
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    async def _read_exactly(self, n: int) -> bytes: ...
+
+    async def recv(self, timeout: float | None) -> dict[str, Any]:
+        """Next frame, or :class:`ChannelClosed`; :class:`TimeoutError` past ``timeout``."""
+
+        async def read() -> dict[str, Any]:
+            (size,) = _HEADER.unpack(await self._read_exactly(4))
+            if size > MAX_FRAME:
+                raise ChannelClosed(f"worker sent a {size}-byte frame")
+            try:
+                message: dict[str, Any] = json.loads(await self._read_exactly(size))
+            except ValueError as exc:
+                raise ChannelClosed(f"worker sent a malformed frame: {exc}") from exc
+            return message
+
+        return await asyncio.wait_for(read(), timeout)
+
+    @abc.abstractmethod
+    async def kill(self) -> None:
+        """Kill the worker and everything it started; never raises."""
+
+    @abc.abstractmethod
+    def describe_exit(self) -> str:
+        """How the worker ended (exit code, signal, OOM), for error details."""
+
+
+class PipeChannel(Channel):
+    """A worker that is a local subprocess (process and bwrap backends)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def send(self, message: dict[str, Any]) -> None:
+        stdin = self.proc.stdin
+        if stdin is None or stdin.is_closing():
+            raise ChannelClosed("worker stdin is closed")
+        try:
+            stdin.write(encode(message))
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise ChannelClosed(str(exc)) from exc
+
+    async def _read_exactly(self, n: int) -> bytes:
+        assert self.proc.stdout is not None
+        try:
+            return await self.proc.stdout.readexactly(n)
+        except asyncio.IncompleteReadError as exc:
+            raise ChannelClosed("worker closed its output") from exc
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except (TimeoutError, ProcessLookupError):
+            pass
+
+    def describe_exit(self) -> str:
+        code = self.proc.returncode
+        if code is None:
+            return "still running"
+        return f"killed by signal {-code}" if code < 0 else f"exit code {code}"

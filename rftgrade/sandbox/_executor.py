@@ -1,0 +1,105 @@
+"""``SandboxExecutor``: the :class:`~rftgrade.PythonExecutor` that runs python graders in pools."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
+from rftgrade.sandbox._backend import SandboxBackend
+from rftgrade.sandbox._limits import Limits
+from rftgrade.sandbox._pool import WorkerPool
+from rftgrade.sandbox._select import make_backend
+
+__all__ = ["ISOLATION_LEVELS", "SandboxExecutor"]
+
+ISOLATION_LEVELS = ("worker", "sample")
+
+
+class SandboxExecutor:
+    """Runs python graders in warm pools of sandboxed workers.
+
+    Args:
+        backend: ``"docker"``, ``"bwrap"``, ``"process"``, ``"auto"`` or a backend object.
+        limits: resource limits (default: OpenAI's).
+        workers: workers per grader (default: one per core).
+        isolation: ``"worker"`` (samples share a worker process; fast) or ``"sample"``
+            (a fresh fork per sample). A grader may override it with an
+            ``"isolation"`` key in its JSON.
+        recycle_after: samples a worker serves before it is replaced.
+        max_pools: graders kept warm at once (least recently used are closed).
+    """
+
+    def __init__(
+        self,
+        backend: str | SandboxBackend = "auto",
+        *,
+        limits: Limits | None = None,
+        workers: int | None = None,
+        isolation: str = "worker",
+        recycle_after: int = 10_000,
+        max_pools: int = 16,
+    ) -> None:
+        if isolation not in ISOLATION_LEVELS:
+            raise ValueError(f"isolation must be one of {ISOLATION_LEVELS}, got {isolation!r}")
+        self.backend = make_backend(backend) if isinstance(backend, str) else backend
+        self.name = self.backend.name
+        self.isolated = self.backend.isolated
+        self.limits = limits or Limits.from_env()
+        self.workers = workers or os.cpu_count() or 1
+        self.isolation = isolation
+        self.recycle_after = recycle_after
+        self.max_pools = max_pools
+        self._pools: OrderedDict[tuple[str, str], WorkerPool] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    def _isolation_for(self, program: PythonProgram) -> str:
+        return program.isolation if program.isolation in ISOLATION_LEVELS else self.isolation
+
+    async def pool(self, program: PythonProgram) -> WorkerPool:
+        key = (program.digest, self._isolation_for(program))
+        async with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = WorkerPool(
+                    self.backend,
+                    program,
+                    isolation=key[1],
+                    size=self.workers,
+                    limits=self.limits,
+                    recycle_after=self.recycle_after,
+                )
+                self._pools[key] = pool
+                while len(self._pools) > self.max_pools:
+                    _, old = self._pools.popitem(last=False)
+                    await old.aclose()
+            self._pools.move_to_end(key)
+            return pool
+
+    async def run(
+        self, program: PythonProgram, calls: Sequence[PythonCall], *, timeout: float | None = None
+    ) -> list[PythonOutcome]:
+        if len(program.source.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
+            return [
+                PythonOutcome(
+                    error="runtime",
+                    error_type="SourceTooLarge",
+                    details=f"source exceeds {self.limits.max_source_bytes} bytes",
+                )
+                for _ in calls
+            ]
+        pool = await self.pool(program)
+        return await pool.run(calls, timeout)
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [pool.snapshot() for pool in self._pools.values()]
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            for pool in self._pools.values():
+                await pool.aclose()
+            self._pools.clear()
+        await self.backend.aclose()

@@ -1,0 +1,57 @@
+"""Choosing a backend by name: explicit, from ``$RFTGRADE_SANDBOX``, or ``auto``."""
+
+from __future__ import annotations
+
+import os
+
+from rftgrade._exceptions import BackendUnavailableError
+from rftgrade.sandbox._backend import SandboxBackend
+
+__all__ = ["BACKENDS", "backend_class", "make_backend"]
+
+BACKENDS = ("docker", "bwrap", "process")
+IMPLEMENTED = ("bwrap", "process")
+
+
+def backend_class(name: str) -> type[SandboxBackend]:
+    if name == "docker":
+        raise BackendUnavailableError(
+            "the docker sandbox backend is not implemented yet (issue 3 is in progress); use --sandbox bwrap"
+        )
+    if name == "bwrap":
+        from rftgrade.sandbox.bwrap import BwrapBackend
+
+        return BwrapBackend
+    if name == "process":
+        from rftgrade.sandbox.process import ProcessBackend
+
+        return ProcessBackend
+    raise BackendUnavailableError(f"unknown sandbox {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def make_backend(name: str = "auto") -> SandboxBackend:
+    """Build a backend. ``auto``: bwrap (docker joins once its backend lands).
+
+    ``process`` (not isolated) is never chosen by ``auto``.
+
+    Raises:
+        BackendUnavailableError: the named backend cannot run here (with the reason).
+    """
+    if name == "auto":
+        name = os.environ.get("RFTGRADE_SANDBOX", "auto")
+    if name == "auto":
+        reasons = []
+        for candidate in ("bwrap",):
+            why = backend_class(candidate).unavailable_reason()
+            if why is None:
+                return backend_class(candidate)()
+            reasons.append(f"{candidate}: {why}")
+        raise BackendUnavailableError(
+            "no isolating sandbox is available (" + "; ".join(reasons) + "). "
+            "Install one, or pass --sandbox process to run python graders WITHOUT isolation."
+        )
+    cls = backend_class(name)
+    why = cls.unavailable_reason()
+    if why is not None:
+        raise BackendUnavailableError(f"the {name} sandbox is unavailable: {why}")
+    return cls()

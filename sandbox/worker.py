@@ -1,0 +1,429 @@
+"""rftgrade sandbox worker: runs one python grader's ``grade(sample, item)`` in a loop.
+
+Stdlib only; never imports rftgrade. Runs inside the sandbox (a Docker container,
+a bubblewrap namespace, or a plain process) and talks to the host over a framed
+protocol on its original stdout/stdin: each frame is a 4-byte big-endian length
+followed by that many bytes of UTF-8 JSON. Protocol version 1:
+
+    host -> {"op": "load", "v": 1, "source": str, "isolation": "worker"|"sample",
+             "limits": {...}, "own_pid_namespace": bool}
+    worker -> {"op": "loaded", "v": 1, "ok": true} | {"op": "loaded", "ok": false, "error": {...}}
+    host -> {"op": "grade", "id": int, "calls": [{"sample": {...}, "item": {...}}, ...], "timeout": float}
+    worker -> one {"op": "result", "id": int, "index": int, ...} per call, in order
+    host -> {"op": "ping"}  worker -> {"op": "pong"}
+
+A result is ``{"reward": float}`` or ``{"error": "runtime"|"timeout", "error_type": str,
+"details": str}``, plus ``"stdout"`` (captured, bounded) and ``"duration"``.
+
+Isolation ``worker`` runs ``grade`` in this process (fast). ``sample`` forks a
+child per call (a crash, ``os._exit`` or leftover thread dies with the child).
+The reply channel is a private duplicate of the original stdout; fd 1 and 2 are
+pointed elsewhere, so nothing the grader prints can forge a frame.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAX_STDOUT = 8 * 1024
+MAX_DETAILS = 4 * 1024
+_HEADER = struct.Struct(">I")
+
+
+class _Channel:
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd, self.wfd = rfd, wfd
+
+    def _read_exact(self, n: int) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            chunk = os.read(self.rfd, n - got)
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def recv(self) -> dict[str, Any]:
+        (size,) = _HEADER.unpack(self._read_exact(4))
+        result: dict[str, Any] = json.loads(self._read_exact(size))
+        return result
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, allow_nan=False).encode()
+        frame = _HEADER.pack(len(data)) + data
+        view = memoryview(frame)
+        while view:
+            written = os.write(self.wfd, view)
+            view = view[written:]
+
+
+class _BoundedCapture(io.TextIOBase):
+    """sys.stdout for the grader: keeps the first MAX_STDOUT characters, counts the rest."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        text = str(text)
+        room = MAX_STDOUT - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(len(text), room)
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def value(self) -> str:
+        out = "".join(self.parts)
+        if self.dropped:
+            out += f"\n... [{self.dropped} more characters of output dropped]"
+        return out
+
+
+def _trim_traceback(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    # Keep only the grader's own frames: the worker's are noise to its author.
+    user = [f for f in frames if f.filename == "<grader>"] or frames[-3:]
+    lines = traceback.format_list(user[-8:])
+    text = "".join(lines) + "".join(traceback.format_exception_only(type(exc), exc))
+    return text[-MAX_DETAILS:]
+
+
+def _check_reward(value: Any) -> tuple[float | None, str | None]:
+    if isinstance(value, bool):
+        return float(value), None
+    if isinstance(value, int):
+        try:
+            number = float(value)
+        except OverflowError:
+            return None, "grade() returned an int too large for a float"
+    elif isinstance(value, float):
+        number = value
+    else:
+        try:
+            import numbers
+
+            if isinstance(value, numbers.Real):
+                number = float(value)
+            else:
+                raise TypeError
+        except (TypeError, ValueError, OverflowError):
+            text = repr(value) if len(repr(value)) < 200 else repr(value)[:200] + "..."
+            return None, f"grade() must return a number, got {type(value).__name__}: {text}"
+    if not math.isfinite(number):
+        return None, f"grade() returned {number}; rewards must be finite"
+    return number, None
+
+
+class Worker:
+    def __init__(self, channel: _Channel) -> None:
+        self.channel = channel
+        self.grade: Any = None
+        self.isolation = "worker"
+        self.limits: dict[str, Any] = {}
+        self.own_ns = False
+        self.base_threads = threading.active_count()
+        self.pid = os.getpid()
+        # A process the grader forks must never speak on the channel: it loses
+        # the channel at fork and exits as soon as grade() returns in it.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        for fd in (self.channel.rfd, self.channel.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- load ---------------------------------------------------------------
+    def load(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.isolation = message.get("isolation", "worker")
+        self.limits = message.get("limits", {})
+        self.own_ns = bool(message.get("own_pid_namespace"))
+        _apply_limits(self.limits)
+        source = message["source"]
+        # A real module in sys.modules: pydantic, dataclasses and typing resolve a
+        # grader's annotations through it (the seed's Stripe grader needs this).
+        import types
+
+        module = types.ModuleType("__grader__")
+        sys.modules["__grader__"] = module
+        namespace: dict[str, Any] = module.__dict__
+        capture = _BoundedCapture()
+        old = sys.stdout
+        sys.stdout = capture
+        try:
+            code = compile(source, "<grader>", "exec")
+            exec(code, namespace)
+        except SyntaxError as exc:
+            return {
+                "ok": False,
+                "error": {
+                    "type": "SyntaxError",
+                    "line": exc.lineno,
+                    "details": f"line {exc.lineno}: {exc.msg}",
+                },
+            }
+        except BaseException as exc:  # the module body itself failed
+            return {"ok": False, "error": {"type": type(exc).__name__, "details": _trim_traceback(exc)}}
+        finally:
+            sys.stdout = old
+        grade = namespace.get("grade")
+        if not callable(grade):
+            return {
+                "ok": False,
+                "error": {
+                    "type": "MissingGrade",
+                    "details": "the source defines no callable `grade(sample, item)`",
+                },
+            }
+        code_obj = getattr(grade, "__code__", None)
+        if code_obj is not None:
+            positional = code_obj.co_argcount
+            required = positional - len(grade.__defaults__ or ())
+            has_var = bool(code_obj.co_flags & 0x04)
+            if (positional < 2 and not has_var) or required > 2:
+                return {
+                    "ok": False,
+                    "error": {
+                        "type": "WrongArity",
+                        "line": code_obj.co_firstlineno,
+                        "details": f"line {code_obj.co_firstlineno}: grade() takes {positional} positional "
+                        "argument(s); it must take exactly two: grade(sample, item)",
+                    },
+                }
+        self.grade = grade
+        self.base_threads = threading.active_count()
+        return {"ok": True}
+
+    # -- one call, in this process --------------------------------------------
+    def _call(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
+        capture = _BoundedCapture()
+        old_out, old_err = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = capture
+        start = time.perf_counter()
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise TimeoutError(f"grade() ran longer than {timeout:g}s")
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            value = self.grade(sample, item)
+            if os.getpid() != self.pid:
+                os._exit(0)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            reward, problem = _check_reward(value)
+            if problem is not None:
+                result = {"error": "runtime", "error_type": "InvalidReturn", "details": problem}
+            else:
+                result = {"reward": reward}
+        except TimeoutError as exc:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            result = {"error": "timeout", "error_type": "TimeoutError", "details": str(exc)}
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt included: all are the grader's
+            if os.getpid() != self.pid:
+                os._exit(1)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            result = {"error": "runtime", "error_type": type(exc).__name__, "details": _trim_traceback(exc)}
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+            sys.stdout, sys.stderr = old_out, old_err
+        result["stdout"] = capture.value()
+        result["duration"] = time.perf_counter() - start
+        return result
+
+    # -- one call, in a forked child ------------------------------------------
+    def _call_forked(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
+        start = time.perf_counter()
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child (the at-fork hook already closed the channel)
+            try:
+                self.pid = os.getpid()
+                os.close(rfd)
+                os.setsid()
+                result = self._call(sample, item, timeout)
+                data = json.dumps(result, allow_nan=False).encode()
+                os.write(wfd, _HEADER.pack(len(data)))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(wfd, view) :]
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        deadline = time.monotonic() + timeout + 1.0
+        buffer = b""
+        need = 4
+        frame: bytes | None = None
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                ready, _, _ = select.select([rfd], [], [], left)
+                if not ready:
+                    break
+                chunk = os.read(rfd, 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                if len(buffer) >= 4 and need == 4:
+                    need = 4 + _HEADER.unpack(buffer[:4])[0]
+                if len(buffer) >= need > 4:
+                    frame = buffer[4:need]
+                    break
+        finally:
+            os.close(rfd)
+        # The child and anything it started die now; the reply never waits for them.
+        for target in (-pid, pid):
+            try:
+                os.kill(target, signal.SIGKILL)
+            except OSError:
+                pass
+        status = 0
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        self._sweep()
+        if frame is not None:
+            result: dict[str, Any] = json.loads(frame)
+            return result
+        elapsed = time.perf_counter() - start
+        if time.monotonic() >= deadline:
+            return {
+                "error": "timeout",
+                "error_type": "TimeoutError",
+                "details": f"grade() ran longer than {timeout:g}s and was killed",
+                "duration": elapsed,
+            }
+        how = (
+            f"signal {os.WTERMSIG(status)}"
+            if os.WIFSIGNALED(status)
+            else f"exit code {os.WEXITSTATUS(status)}"
+        )
+        return {
+            "error": "runtime",
+            "error_type": "ProcessDied",
+            "details": f"the grading process died before returning ({how})",
+            "duration": elapsed,
+        }
+
+    def _sweep(self) -> None:
+        """Kill every other process of this sandbox and reap zombies."""
+        if self.own_ns:
+            try:
+                os.kill(-1, signal.SIGKILL)  # all our uid can signal but ourselves
+            except OSError:
+                pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    # -- the request loop ------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            try:
+                message = self.channel.recv()
+            except EOFError:
+                return
+            op = message.get("op")
+            if op == "ping":
+                self.channel.send({"op": "pong", "v": PROTOCOL_VERSION})
+            elif op == "load":
+                reply = self.load(message)
+                self.channel.send({"op": "loaded", "v": PROTOCOL_VERSION, **reply})
+            elif op == "grade":
+                if self.grade is None:
+                    self.channel.send({"op": "error", "id": message.get("id"), "details": "no grader loaded"})
+                    continue
+                self._grade_batch(message)
+            elif op == "exit":
+                return
+
+    def _grade_batch(self, message: dict[str, Any]) -> None:
+        timeout = float(message.get("timeout") or self.limits.get("timeout") or 120.0)
+        request_id = message.get("id")
+        for index, call in enumerate(message.get("calls", [])):
+            if self.isolation == "sample":
+                result = self._call_forked(call.get("sample"), call.get("item"), timeout)
+            else:
+                result = self._call(call.get("sample"), call.get("item"), timeout)
+                if self.own_ns:
+                    self._sweep()
+            dirty = self.isolation == "worker" and threading.active_count() > self.base_threads
+            if dirty:
+                # A thread the grader left running would share the next sample's process.
+                result["recycle"] = "the grader left a thread running"
+            try:
+                self.channel.send({"op": "result", "id": request_id, "index": index, **result})
+            except ValueError:  # the stdout text held lone surrogates or the like
+                result["stdout"] = result.get("stdout", "").encode("utf-8", "replace").decode()
+                self.channel.send({"op": "result", "id": request_id, "index": index, **result})
+            if dirty:
+                os._exit(3)
+
+
+def _apply_limits(limits: dict[str, Any]) -> None:
+    def setlimit(kind: int, value: int) -> None:
+        try:
+            _soft, hard = resource.getrlimit(kind)
+            new = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(kind, (new, new))
+        except (ValueError, OSError):
+            pass
+
+    if limits.get("memory_bytes"):
+        setlimit(resource.RLIMIT_AS, int(limits["memory_bytes"]))
+    if limits.get("file_bytes"):
+        setlimit(resource.RLIMIT_FSIZE, int(limits["file_bytes"]))
+    if limits.get("nproc"):
+        setlimit(resource.RLIMIT_NPROC, int(limits["nproc"]))
+    if limits.get("nofile"):
+        setlimit(resource.RLIMIT_NOFILE, int(limits["nofile"]))
+    setlimit(resource.RLIMIT_CORE, 0)
+
+
+def main() -> None:
+    # Keep a private copy of the protocol channel, then point fd 0/1/2 away from
+    # it: a grader that writes to fd 1 (print, os.write, a C library) can neither
+    # forge a frame nor block the channel.
+    rfd = os.dup(0)
+    wfd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    for fd in (rfd, wfd):
+        os.set_inheritable(fd, False)
+    sys.stdin = open(os.devnull)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    limits = json.loads(os.environ.get("RFTGRADE_LIMITS", "{}") or "{}")
+    _apply_limits(limits)
+    Worker(_Channel(rfd, wfd)).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Attack cases, in every isolating backend and isolation level: each sample gets its flag,
+its neighbours their correct scores, nothing is left running, and the pool keeps working."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rftgrade import Grader
+from rftgrade.sandbox import Limits, SandboxExecutor
+from rftgrade.sandbox._select import backend_class
+
+from ..conftest import require_or_skip
+
+SECRET_ENV = "RFTGRADE_TEST_SECRET"
+SOURCE = r"""
+import ctypes, os, socket, sys, threading, time
+
+def grade(sample, item):
+    attack = item.get("attack")
+    if attack is None:
+        return 1.0 if sample["output_text"] == item["answer"] else 0.0
+    if attack == "loop":
+        while True:
+            pass
+    if attack == "sleep":
+        time.sleep(10**6)
+    if attack == "fork_bomb":
+        while True:
+            os.fork()
+    if attack == "memory_bomb":
+        blocks = []
+        while True:
+            blocks.append(bytearray(50 * 1024 * 1024))
+    if attack == "fill_tmp":
+        with open("/tmp/fill", "wb") as fh:
+            while True:
+                fh.write(b"x" * (1 << 22))
+    if attack == "socket_loopback":
+        socket.create_connection(("127.0.0.1", item["port"]), timeout=2).close()
+        return 1.0
+    if attack == "socket_outside":
+        socket.create_connection(("1.1.1.1", 80), timeout=2).close()
+        return 1.0
+    if attack == "read_secret":
+        return 1.0 if "s3cret" in open(item["path"]).read() else 0.5
+    if attack == "read_env":
+        return 1.0 if os.environ.get(item["var"]) else (_ for _ in ()).throw(RuntimeError("no secret here"))
+    if attack == "write_outside":
+        open("/usr/pwned", "w").write("x")
+        return 1.0
+    if attack == "kill_parent":
+        os.kill(os.getppid(), 9)
+        time.sleep(5)
+    if attack == "os_exit":
+        os._exit(0)
+    if attack == "sys_exit":
+        sys.exit(0)
+    if attack == "segfault":
+        ctypes.string_at(0)
+    if attack == "huge_return":
+        return "x" * 10**7
+    if attack == "object_return":
+        return object()
+    if attack == "nan":
+        return float("nan")
+    if attack == "forge_frame":
+        import json, struct
+        body = json.dumps({"op": "result", "id": 1, "index": 0, "reward": 1.0}).encode()
+        os.write(1, struct.pack(">I", len(body)) + body)
+        raise RuntimeError("forged")
+    raise ValueError(attack)
+"""
+
+ATTACKS = [
+    "loop",
+    "sleep",
+    "fork_bomb",
+    "memory_bomb",
+    "fill_tmp",
+    "socket_loopback",
+    "socket_outside",
+    "read_secret",
+    "read_env",
+    "write_outside",
+    "kill_parent",
+    "os_exit",
+    "sys_exit",
+    "segfault",
+    "huge_return",
+    "object_return",
+    "nan",
+    "forge_frame",
+]
+
+
+def _sandbox_processes() -> list[str]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "-u", "65534"], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def loopback_port() -> Iterator[int]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                conn.close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def secret_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("host") / "secret.txt"
+    path.write_text("s3cret")
+    path.chmod(0o644)
+    for parent in path.parents:  # readable by anyone on the host: only isolation can hide it
+        if str(parent).startswith("/tmp/"):
+            parent.chmod(0o755)
+    return path
+
+
+@pytest.fixture(
+    params=[("bwrap", "worker"), ("bwrap", "sample")], ids=lambda p: f"{p[0]}-{p[1]}", scope="module"
+)
+def grader(request: pytest.FixtureRequest) -> Iterator[Grader]:
+    backend, isolation = request.param
+    require_or_skip(backend_class(backend).unavailable_reason() is None, f"the {backend} sandbox")
+    os.environ[SECRET_ENV] = "s3cret"
+    executor = SandboxExecutor(
+        backend,
+        isolation=isolation,
+        workers=2,
+        limits=Limits(timeout=2.0, memory_bytes=512 * 1024**2, disk_bytes=64 * 1024**2, pids=32),
+    )
+    g = Grader({"type": "python", "name": "attacks", "source": SOURCE}, python=executor)
+    yield g
+    g.close()
+    leftovers = _sandbox_processes()
+    assert not leftovers, f"processes left behind: {leftovers}"
+
+
+def item_for(attack: str, port: int, secret: Path) -> dict[str, Any]:
+    return {"attack": attack, "port": port, "path": str(secret), "var": SECRET_ENV}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_is_contained(grader: Grader, attack: str, loopback_port: int, secret_file: Path) -> None:
+    rows = [
+        ("ok", {"answer": "ok"}),
+        ("x", item_for(attack, loopback_port, secret_file)),
+        ("no", {"answer": "ok"}),
+        ("ok", {"answer": "ok"}),
+    ]
+    good1, bad, wrong, good2 = grader.run_batch(rows)
+    assert (good1.reward, wrong.reward, good2.reward) == (1.0, 0.0, 1.0), (
+        good1.error_messages,
+        good2.error_messages,
+    )
+    assert good1.ok and wrong.ok and good2.ok
+    assert bad.reward == 0.0
+    assert bad.errors.python_grader_runtime_error or bad.errors.python_grader_server_error, bad.to_dict()
+    # The same pool scores the next batch normally.
+    again = grader.run_batch([("ok", {"answer": "ok"}), ("no", {"answer": "ok"})])
+    assert [r.reward for r in again] == [1.0, 0.0] and all(r.ok for r in again)
+
+
+def test_timeouts_say_so(grader: Grader, loopback_port: int, secret_file: Path) -> None:
+    (result,) = grader.run_batch([("x", item_for("loop", loopback_port, secret_file))])
+    assert result.errors.unresponsive_reward_error and result.errors.python_grader_runtime_error
+    assert "2s" in (result.errors.python_grader_runtime_error_details or "")
+
+
+def test_stdout_flood_is_bounded(grader: Grader) -> None:
+    source = "def grade(sample, item):\n    print('x' * 100_000_000)\n    return 1.0\n"
+    flood = Grader({"type": "python", "name": "flood", "source": source}, python=grader.runtime.python)
+    (result,) = flood.run_batch([("a", {})])
+    assert result.reward == 1.0
+    assert len(result.scores["stdout"]) < 20_000
+
+
+def test_thread_left_running_recycles_worker(grader: Grader) -> None:
+    source = (
+        "import threading, time\n"
+        "def grade(sample, item):\n"
+        "    threading.Thread(target=time.sleep, args=(100,), daemon=True).start()\n"
+        "    return 1.0\n"
+    )
+    threads = Grader({"type": "python", "name": "threads", "source": source}, python=grader.runtime.python)
+    results = threads.run_batch([("a", {})] * 5)
+    assert [r.reward for r in results] == [1.0] * 5
+
+
+def test_runtime_errors_carry_type_message_and_trimmed_traceback(grader: Grader) -> None:
+    source = "def helper(x):\n    return x['missing']\n\ndef grade(sample, item):\n    return helper(item)\n"
+    broken = Grader({"type": "python", "name": "broken", "source": source}, python=grader.runtime.python)
+    (result,) = broken.run_batch([("a", {"k": 1})])
+    details = result.errors.python_grader_runtime_error_details or ""
+    assert "KeyError" in details and "line 2" in details and "worker.py" not in details
+
+
+def test_load_errors_are_reported_with_the_line(grader: Grader) -> None:
+    source = "import json\nraise RuntimeError('boom at import')\ndef grade(sample, item):\n    return 1.0\n"
+    broken = Grader(
+        {"type": "python", "name": "import-fails", "source": source}, python=grader.runtime.python
+    )
+    results = broken.run_batch([("a", {}), ("b", {})])
+    for result in results:
+        assert result.errors.python_grader_runtime_error
+        assert "boom at import" in (result.errors.python_grader_runtime_error_details or "")
+        assert "line 2" in (result.errors.python_grader_runtime_error_details or "")
