@@ -25,6 +25,21 @@ if ! $PY -c "import torch" >/dev/null 2>&1; then
 fi
 $PY -m pip install -q -e ".[all,dev]"
 
+# The Docker engine (no iptables, no bridge: sandbox containers run with no network).
+if ! docker info >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  setsid dockerd --iptables=false --bridge=none >/tmp/rftgrade-dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+fi
+# The Docker sandbox image, rebuilt when its inputs change (base from Debian packages
+# when no registry answers).
+if docker info >/dev/null 2>&1; then
+  inputs=$(cat sandbox/Dockerfile sandbox/worker.py sandbox/requirements*.txt | sha256sum | cut -c1-16)
+  label=$(docker image inspect rftgrade/sandbox:latest --format '{{ index .Config.Labels "org.rftgrade.inputs" }}' 2>/dev/null || true)
+  if [ "$label" != "$inputs" ]; then
+    RFTGRADE_IMAGE_INPUTS=$inputs rftgrade sandbox build --backend docker
+  fi
+fi
+
 # The bwrap sandbox's read-only Python environment (wheels fetched on the host).
 if [ ! -x /var/lib/rftgrade/sandbox-venv/bin/python ] || ! cmp -s sandbox/requirements.txt /var/lib/rftgrade/sandbox-venv/requirements.txt; then
   rftgrade sandbox build --backend bwrap

@@ -27,7 +27,7 @@ def _uses_python(folder: Path) -> bool:
     return '"python"' in (folder / "grader.json").read_text()
 
 
-CASES = [(f, b) for f in FOLDERS for b in (["bwrap", "process"] if _uses_python(f) else [None])]
+CASES = [(f, b) for f in FOLDERS for b in (["docker", "bwrap", "process"] if _uses_python(f) else [None])]
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,12 @@ def check_source(source: str, path: str = "source") -> list[Problem]:
     return []
 
 
+def _last_line(text: str) -> str:
+    """The exception line of a traceback: what a person reads first."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
 def apply_outcome(result: GradeResult, outcome: PythonOutcome) -> GradeResult:
     """Copy an executor's outcome onto a result, mapping failures to OpenAI's flags."""
     result.execution_time = outcome.duration
@@ -110,7 +116,7 @@ def apply_outcome(result: GradeResult, outcome: PythonOutcome) -> GradeResult:
         details = outcome.details or f"{outcome.error_type or 'Error'}"
         result.fail(
             "python_grader_runtime_error",
-            details.splitlines()[0] if details else "grade() failed",
+            _last_line(details) or "grade() failed",
             python_grader_runtime_error_details=details,
         )
     return result

@@ -10,14 +10,13 @@ from rftgrade.sandbox._backend import SandboxBackend
 __all__ = ["BACKENDS", "backend_class", "make_backend"]
 
 BACKENDS = ("docker", "bwrap", "process")
-IMPLEMENTED = ("bwrap", "process")
 
 
 def backend_class(name: str) -> type[SandboxBackend]:
     if name == "docker":
-        raise BackendUnavailableError(
-            "the docker sandbox backend is not implemented yet (issue 3 is in progress); use --sandbox bwrap"
-        )
+        from rftgrade.sandbox.docker import DockerBackend
+
+        return DockerBackend
     if name == "bwrap":
         from rftgrade.sandbox.bwrap import BwrapBackend
 
@@ -30,7 +29,7 @@ def backend_class(name: str) -> type[SandboxBackend]:
 
 
 def make_backend(name: str = "auto") -> SandboxBackend:
-    """Build a backend. ``auto``: bwrap (docker joins once its backend lands).
+    """Build a backend. ``auto``: docker if an engine answers and the image exists, else bwrap.
 
     ``process`` (not isolated) is never chosen by ``auto``.
 
@@ -41,7 +40,7 @@ def make_backend(name: str = "auto") -> SandboxBackend:
         name = os.environ.get("RFTGRADE_SANDBOX", "auto")
     if name == "auto":
         reasons = []
-        for candidate in ("bwrap",):
+        for candidate in ("docker", "bwrap"):
             why = backend_class(candidate).unavailable_reason()
             if why is None:
                 return backend_class(candidate)()

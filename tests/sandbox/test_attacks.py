@@ -140,9 +140,16 @@ def secret_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(
-    params=[("bwrap", "worker"), ("bwrap", "sample")], ids=lambda p: f"{p[0]}-{p[1]}", scope="module"
-)
+PARAMS = [("docker", "worker"), ("docker", "sample"), ("bwrap", "worker"), ("bwrap", "sample")]
+
+
+def _containers_left() -> list[str]:
+    from rftgrade.sandbox.docker import LABEL, _client
+
+    return [c.name for c in _client().containers.list(all=True, filters={"label": LABEL})]
+
+
+@pytest.fixture(params=PARAMS, ids=lambda p: f"{p[0]}-{p[1]}", scope="module")
 def grader(request: pytest.FixtureRequest) -> Iterator[Grader]:
     backend, isolation = request.param
     require_or_skip(backend_class(backend).unavailable_reason() is None, f"the {backend} sandbox")
@@ -156,6 +163,8 @@ def grader(request: pytest.FixtureRequest) -> Iterator[Grader]:
     g = Grader({"type": "python", "name": "attacks", "source": SOURCE}, python=executor)
     yield g
     g.close()
+    if backend == "docker":
+        assert not _containers_left(), "containers left behind"
     leftovers = _sandbox_processes()
     assert not leftovers, f"processes left behind: {leftovers}"
 
