@@ -28,6 +28,10 @@ class Sample:
     output_tools: list[Any] = field(default_factory=list)
     choices: list[Any] = field(default_factory=list)
     output_audio: Any = None
+    json_from_text: bool = False
+    """``output_json`` was parsed from ``output_text`` (so a receiver can re-derive it)."""
+    default_choices: bool = False
+    """``choices`` is the single assistant message built from the text and tools."""
 
     @property
     def has_json(self) -> bool:
@@ -56,6 +60,24 @@ class Sample:
             "output_tools": self.output_tools,
             "output_audio": self.output_audio if self.output_audio is not None else {},
         }
+
+    def to_wire(self) -> dict[str, Any]:
+        """A compact form of :meth:`to_python_arg` for the sandbox worker.
+
+        What the worker can re-derive from the text (``output_json`` parsed from it,
+        the default ``choices``) is left out; ``sandbox/worker.py``'s ``expand_sample``
+        rebuilds exactly :meth:`to_python_arg` (pinned by a contract test).
+        """
+        wire: dict[str, Any] = {"_wire": 1, "output_text": self.output_text}
+        if self.output_tools:
+            wire["output_tools"] = self.output_tools
+        if self.output_audio is not None:
+            wire["output_audio"] = self.output_audio
+        if not self.json_from_text:
+            wire["output_json"] = self.output_json if self.has_json else {}
+        if not self.default_choices:
+            wire["choices"] = self.choices
+        return wire
 
 
 SampleLike = str | dict[str, Any] | Sample
@@ -108,6 +130,8 @@ def make_sample(value: SampleLike) -> Sample:
             output_text=value,
             output_json=_parse_json(value),
             choices=[_choice({"role": "assistant", "content": value})],
+            json_from_text=True,
+            default_choices=True,
         )
     if not isinstance(value, dict):
         raise TypeError(f"a sample must be the model's text or a sample dict, not {type(value).__name__}")
@@ -118,10 +142,14 @@ def make_sample(value: SampleLike) -> Sample:
         text = _content_text(text)
         out_json = value["output_json"] if "output_json" in value else _parse_json(text)
         tools = list(value.get("output_tools") or [])
-        choices = list(value.get("choices") or []) or [
+        given_choices = list(value.get("choices") or [])
+        choices = given_choices or [
             _choice({"role": "assistant", "content": text, **({"tool_calls": tools} if tools else {})})
         ]
-        return Sample(text, out_json, tools, choices, value.get("output_audio"))
+        return Sample(
+            text, out_json, tools, choices, value.get("output_audio"),
+            json_from_text="output_json" not in value, default_choices=not given_choices,
+        )
     if "choices" in value and isinstance(value["choices"], list):
         choices = value["choices"]
         message = (choices[0] or {}).get("message", {}) if choices else {}
@@ -143,4 +171,5 @@ def _from_message(message: dict[str, Any], choices: list[Any] | None) -> Sample:
         output_tools=tools,
         choices=choices if choices is not None else [_choice(message)],
         output_audio=message.get("audio"),
+        json_from_text=True,
     )

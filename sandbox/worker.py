@@ -9,7 +9,8 @@ followed by that many bytes of UTF-8 JSON. Protocol version 1:
              "limits": {...}, "own_pid_namespace": bool}
     worker -> {"op": "loaded", "v": 1, "ok": true} | {"op": "loaded", "ok": false, "error": {...}}
     host -> {"op": "grade", "id": int, "calls": [{"sample": {...}, "item": {...}}, ...], "timeout": float}
-    worker -> one {"op": "result", "id": int, "index": int, ...} per call, in order
+    worker -> {"op": "results", "id": int, "start": int, "results": [...]} frames that
+              answer the calls in order (a frame per chunk, or more often for slow graders)
     host -> {"op": "ping"}  worker -> {"op": "pong"}
 
 A result is ``{"reward": float}`` or ``{"error": "runtime"|"timeout", "error_type": str,
@@ -40,6 +41,7 @@ from typing import Any
 PROTOCOL_VERSION = 1
 MAX_STDOUT = 8 * 1024
 MAX_DETAILS = 4 * 1024
+FLUSH_SECONDS = 0.05
 _HEADER = struct.Struct(">I")
 
 
@@ -63,12 +65,18 @@ class _Channel:
         return result
 
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, allow_nan=False).encode()
-        frame = _HEADER.pack(len(data)) + data
-        view = memoryview(frame)
+        self.write(_frame(message))
+
+    def write(self, frames: bytes) -> None:
+        view = memoryview(frames)
         while view:
             written = os.write(self.wfd, view)
             view = view[written:]
+
+
+def _frame(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message, allow_nan=False).encode("utf-8", "surrogatepass")
+    return _HEADER.pack(len(data)) + data
 
 
 class _BoundedCapture(io.TextIOBase):
@@ -105,6 +113,44 @@ def _trim_traceback(exc: BaseException) -> str:
     lines = traceback.format_list(user[-8:])
     text = "".join(lines) + "".join(traceback.format_exception_only(type(exc), exc))
     return text[-MAX_DETAILS:]
+
+
+_JSON_HEADS = frozenset('{["-0123456789tfn')
+
+
+def expand_sample(wire: Any) -> Any:
+    """Rebuild OpenAI's sample dict from rftgrade's compact wire form.
+
+    Mirrors ``rftgrade._sample.Sample.to_python_arg``; a contract test pins the two.
+    """
+    if not isinstance(wire, dict) or "_wire" not in wire:
+        return wire
+    text = wire.get("output_text", "")
+    tools = wire.get("output_tools", [])
+    if "output_json" in wire:
+        output_json = wire["output_json"]
+    else:
+        output_json = {}
+        stripped = text.strip()
+        if stripped[:1] in _JSON_HEADS and stripped:
+            try:
+                output_json = json.loads(stripped)
+            except (ValueError, RecursionError):
+                output_json = {}
+    if "choices" in wire:
+        choices = wire["choices"]
+    else:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tools:
+            message["tool_calls"] = tools
+        choices = [{"index": 0, "message": message, "finish_reason": "stop"}]
+    return {
+        "choices": choices,
+        "output_text": text,
+        "output_json": output_json,
+        "output_tools": tools,
+        "output_audio": wire.get("output_audio") if wire.get("output_audio") is not None else {},
+    }
 
 
 def _check_reward(value: Any) -> tuple[float | None, str | None]:
@@ -144,7 +190,16 @@ class Worker:
         self.pid = os.getpid()
         # A process the grader forks must never speak on the channel: it loses
         # the channel at fork and exits as soon as grade() returns in it.
-        os.register_at_fork(after_in_child=self._after_fork)
+        os.register_at_fork(after_in_child=self._after_fork, after_in_parent=self._forked)
+        self.spawned_children = False
+        self.timeout = 120.0
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        raise TimeoutError(f"grade() ran longer than {self.timeout:g}s")
+
+    def _forked(self) -> None:
+        self.spawned_children = True
 
     def _after_fork(self) -> None:
         for fd in (self.channel.rfd, self.channel.wfd):
@@ -220,11 +275,7 @@ class Worker:
         old_out, old_err = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
         start = time.perf_counter()
-
-        def on_alarm(signum: int, frame: Any) -> None:
-            raise TimeoutError(f"grade() ran longer than {timeout:g}s")
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
+        self.timeout = timeout
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             value = self.grade(sample, item)
@@ -245,7 +296,6 @@ class Worker:
             signal.setitimer(signal.ITIMER_REAL, 0)
             result = {"error": "runtime", "error_type": type(exc).__name__, "details": _trim_traceback(exc)}
         finally:
-            signal.signal(signal.SIGALRM, previous)
             sys.stdout, sys.stderr = old_out, old_err
         result["stdout"] = capture.value()
         result["duration"] = time.perf_counter() - start
@@ -365,26 +415,38 @@ class Worker:
                 return
 
     def _grade_batch(self, message: dict[str, Any]) -> None:
+        # Replies are buffered and written together (one write per chunk, or every
+        # FLUSH_SECONDS for slow graders): a frame per sample per syscall would cost
+        # more than grading. If the worker dies mid-chunk the host re-runs the
+        # unanswered samples one by one, so only the guilty sample is flagged.
         timeout = float(message.get("timeout") or self.limits.get("timeout") or 120.0)
         request_id = message.get("id")
+        pending: list[dict[str, Any]] = []
+        first = 0
+        last_flush = time.monotonic()
         for index, call in enumerate(message.get("calls", [])):
+            sample = expand_sample(call.get("sample"))
             if self.isolation == "sample":
-                result = self._call_forked(call.get("sample"), call.get("item"), timeout)
+                result = self._call_forked(sample, call.get("item"), timeout)
             else:
-                result = self._call(call.get("sample"), call.get("item"), timeout)
-                if self.own_ns:
+                result = self._call(sample, call.get("item"), timeout)
+                if self.own_ns and self.spawned_children:
                     self._sweep()
+                    self.spawned_children = False
             dirty = self.isolation == "worker" and threading.active_count() > self.base_threads
             if dirty:
                 # A thread the grader left running would share the next sample's process.
                 result["recycle"] = "the grader left a thread running"
-            try:
-                self.channel.send({"op": "result", "id": request_id, "index": index, **result})
-            except ValueError:  # the stdout text held lone surrogates or the like
-                result["stdout"] = result.get("stdout", "").encode("utf-8", "replace").decode()
-                self.channel.send({"op": "result", "id": request_id, "index": index, **result})
+            pending.append(result)
+            if dirty or time.monotonic() - last_flush > FLUSH_SECONDS:
+                self.channel.write(_frame({"op": "results", "id": request_id, "start": first, "results": pending}))
+                first = index + 1
+                pending = []
+                last_flush = time.monotonic()
             if dirty:
                 os._exit(3)
+        if pending:
+            self.channel.write(_frame({"op": "results", "id": request_id, "start": first, "results": pending}))
 
 
 def _apply_limits(limits: dict[str, Any]) -> None:

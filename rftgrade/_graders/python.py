@@ -148,7 +148,7 @@ class CompiledPython(CompiledGrader):
                     python_grader_server_error_type="sandbox_unavailable",
                 )
             return results
-        calls = [PythonCall(row.sample.to_python_arg(), row.item) for row in rows]
+        calls = [PythonCall(row.sample.to_wire(), row.item) for row in rows]
         start = time.perf_counter()
         try:
             outcomes = await executor.run(self.program, calls, timeout=runtime.python_timeout)

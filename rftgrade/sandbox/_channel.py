@@ -11,6 +11,11 @@ import json
 import struct
 from typing import Any
 
+try:  # the hot path encodes every sample of every batch: orjson is ~5x faster
+    import orjson
+except ImportError:  # pragma: no cover - orjson ships with rftgrade[sandbox]
+    orjson = None  # type: ignore[assignment]
+
 __all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
 
 PROTOCOL_VERSION = 1
@@ -23,8 +28,23 @@ class ChannelClosed(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
+    if orjson is not None:
+        try:
+            data = orjson.dumps(message, default=_default)
+            return _HEADER.pack(len(data)) + data
+        except (TypeError, orjson.JSONEncodeError):  # lone surrogates, huge ints: take the slow path
+            pass
     data = json.dumps(message, ensure_ascii=False, default=_default).encode("utf-8", "surrogatepass")
     return _HEADER.pack(len(data)) + data
+
+
+def _loads(raw: bytes) -> Any:
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except ValueError:  # e.g. an escaped lone surrogate in captured stdout
+            pass
+    return json.loads(raw)
 
 
 def _default(value: Any) -> Any:
@@ -48,11 +68,14 @@ class Channel(abc.ABC):
             if size > MAX_FRAME:
                 raise ChannelClosed(f"worker sent a {size}-byte frame")
             try:
-                message: dict[str, Any] = json.loads(await self._read_exactly(size))
-            except ValueError as exc:
+                raw = await self._read_exactly(size)
+                message: dict[str, Any] = _loads(raw)
+            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 raise ChannelClosed(f"worker sent a malformed frame: {exc}") from exc
             return message
 
+        if timeout is None:
+            return await read()
         return await asyncio.wait_for(read(), timeout)
 
     @abc.abstractmethod

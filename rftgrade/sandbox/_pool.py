@@ -37,6 +37,13 @@ class _Slot:
 
 
 @dataclass
+class _Chunk:
+    indices: list[int]
+    singly: bool
+    """Set when re-running samples one by one after a failed chunk."""
+
+
+@dataclass
 class _LoadFailure:
     kind: str  # "runtime" (the grader's fault) or "server" (the sandbox's)
     error_type: str
@@ -125,9 +132,9 @@ class WorkerPool:
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
         chunk = max(1, min(self.chunk_size, math.ceil(len(calls) / self.size)))
-        queue: asyncio.Queue[list[int]] = asyncio.Queue()
+        queue: asyncio.Queue[_Chunk] = asyncio.Queue()
         for start in range(0, len(calls), chunk):
-            queue.put_nowait(list(range(start, min(start + chunk, len(calls)))))
+            queue.put_nowait(_Chunk(list(range(start, min(start + chunk, len(calls)))), singly=False))
         runners = [
             asyncio.create_task(self._runner(queue, calls, outcomes, limit))
             for _ in range(min(self.size, queue.qsize()))
@@ -139,9 +146,7 @@ class WorkerPool:
                 task.cancel()
         self.stats.samples += len(calls)
         return [
-            o
-            if o is not None
-            else PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
+            o if o is not None else PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
             for o in outcomes
         ]
 
@@ -151,47 +156,37 @@ class WorkerPool:
         return PythonOutcome(error=failure.kind, error_type=failure.error_type, details=failure.details)  # type: ignore[arg-type]
 
     async def _runner(
-        self,
-        queue: asyncio.Queue[list[int]],
-        calls: Sequence[PythonCall],
-        outcomes: list[PythonOutcome | None],
-        limit: float,
+        self, queue: asyncio.Queue[_Chunk], calls: Sequence[PythonCall], outcomes: list[PythonOutcome | None], limit: float
     ) -> None:
         while not queue.empty():
-            indices = queue.get_nowait()
+            chunk = queue.get_nowait()
             slot = await self._idle.get()
             try:
                 if slot is None:
                     try:
                         slot = await self._start()
                     except _GraderLoadError:
-                        for i in indices:
+                        for i in chunk.indices:
                             outcomes[i] = self._failed_load()
                         slot = None
                         continue
                     except (ChannelClosed, OSError) as exc:
-                        for i in indices:
+                        for i in chunk.indices:
                             outcomes[i] = PythonOutcome(
-                                error="server",
-                                error_type="spawn_failed",
-                                details=f"{self.backend.name}: {exc}",
+                                error="server", error_type="spawn_failed", details=f"{self.backend.name}: {exc}"
                             )
                         slot = None
                         continue
-                slot, leftover = await self._grade_chunk(slot, indices, calls, outcomes, limit)
-                if leftover:
-                    queue.put_nowait(leftover)
+                slot, leftover = await self._grade_chunk(slot, chunk, calls, outcomes, limit)
+                for item in leftover:
+                    queue.put_nowait(item)
             finally:
                 self._idle.put_nowait(slot)
 
     async def _grade_chunk(
-        self,
-        slot: _Slot,
-        indices: list[int],
-        calls: Sequence[PythonCall],
-        outcomes: list[PythonOutcome | None],
-        limit: float,
-    ) -> tuple[_Slot | None, list[int]]:
+        self, slot: _Slot, chunk: _Chunk, calls: Sequence[PythonCall], outcomes: list[PythonOutcome | None], limit: float
+    ) -> tuple[_Slot | None, list[_Chunk]]:
+        indices = chunk.indices
         request_id = next(_ids)
         payload = [{"sample": calls[i].sample, "item": calls[i].item} for i in indices]
         try:
@@ -199,46 +194,63 @@ class WorkerPool:
         except (ChannelClosed, OSError):
             await self._discard(slot)
             self.stats.crashed += 1
-            return None, indices  # nothing was graded: retry the whole chunk on a fresh worker
-        for position, index in enumerate(indices):
+            return None, [chunk]  # nothing was graded: retry the chunk on a fresh worker
+        answered = 0
+        while answered < len(indices):
             started = time.perf_counter()
             try:
-                reply = await slot.channel.recv(limit + GRACE)
-                if reply.get("id") != request_id or reply.get("index") != position:
-                    raise ChannelClosed(f"reply out of step: {reply.get('id')}/{reply.get('index')}")
-            except TimeoutError:
-                self.stats.timeouts += 1
-                outcomes[index] = PythonOutcome(
-                    error="timeout",
-                    error_type="TimeoutError",
-                    details=f"grade() ran longer than {limit:g}s; its worker was killed",
-                    duration=time.perf_counter() - started,
-                )
-                await self._discard(slot)
-                return None, indices[position + 1 :]
-            except ChannelClosed as exc:
-                self.stats.crashed += 1
-                await self._discard(slot)
-                outcomes[index] = PythonOutcome(
-                    error="runtime",
-                    error_type="WorkerDied",
-                    details=f"the grading process died while grading this sample "
-                    f"({slot.channel.describe_exit()}): {exc}",
-                    duration=time.perf_counter() - started,
-                )
-                return None, indices[position + 1 :]
-            outcomes[index] = _outcome(reply)
-            slot.served += 1
-            if reply.get("recycle"):
+                async with asyncio.timeout(limit + GRACE):
+                    frame = await slot.channel.recv(None)
+                results = frame.get("results")
+                if frame.get("id") != request_id or frame.get("start") != answered or not isinstance(results, list):
+                    raise ChannelClosed(f"reply out of step: {frame.get('id')}/{frame.get('start')}")
+            except (TimeoutError, ChannelClosed) as exc:
+                return None, await self._blame(slot, chunk, answered, exc, outcomes, limit, started)
+            recycle = False
+            for reply in results[: len(indices) - answered]:
+                outcomes[indices[answered]] = _outcome(reply)
+                answered += 1
+                slot.served += 1
+                recycle = recycle or bool(reply.get("recycle"))
+            if recycle:
                 # The worker exits by itself after this reply.
                 await self._discard(slot)
                 self.stats.recycled += 1
-                return None, indices[position + 1 :]
+                rest = indices[answered:]
+                return None, [_Chunk(rest, singly=chunk.singly)] if rest else []
         if slot.served >= self.recycle_after:
             await self._discard(slot)
             self.stats.recycled += 1
             return None, []
         return slot, []
+
+    async def _blame(
+        self, slot: _Slot, chunk: _Chunk, answered: int, exc: Exception,
+        outcomes: list[PythonOutcome | None], limit: float, started: float,
+    ) -> list[_Chunk]:
+        """A worker hung or died after ``answered`` replies: flag the culprit, re-queue the rest."""
+        await self._discard(slot)
+        rest = chunk.indices[answered:]
+        if not chunk.singly and len(rest) > 1:
+            # Replies come in batches: any unanswered sample may be the culprit.
+            # Re-run each alone so that only the guilty one is flagged.
+            return [_Chunk([i], singly=True) for i in rest]
+        index = rest[0]
+        if isinstance(exc, TimeoutError):
+            self.stats.timeouts += 1
+            outcomes[index] = PythonOutcome(
+                error="timeout", error_type="TimeoutError",
+                details=f"grade() ran longer than {limit:g}s; its worker was killed",
+                duration=time.perf_counter() - started,
+            )
+        else:
+            self.stats.crashed += 1
+            outcomes[index] = PythonOutcome(
+                error="runtime", error_type="WorkerDied",
+                details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
+                duration=time.perf_counter() - started,
+            )
+        return [_Chunk([i], singly=True) for i in rest[1:]]
 
     async def aclose(self) -> None:
         for slot in list(self._live):

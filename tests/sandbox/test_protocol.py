@@ -1,0 +1,58 @@
+"""Contract between the host and the stdlib worker: the sample dict a grader sees."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rftgrade import make_sample
+
+WORKER = Path(__file__).resolve().parents[2] / "sandbox" / "worker.py"
+spec = importlib.util.spec_from_file_location("rftgrade_worker", WORKER)
+assert spec and spec.loader
+worker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker)
+
+SAMPLES: list[Any] = [
+    "plain text",
+    "",
+    "  {\"a\": [1, 2]}  ",
+    "[1, 2",
+    "42",
+    "-Infinity",
+    "true",
+    "é ü 🦀",
+    {"output_text": "x", "output_tools": [{"function": {"name": "f", "arguments": "{}"}}]},
+    {"output_json": {"k": "v"}},
+    {"output_text": "not json", "output_json": {"given": True}},
+    {"output_text": "{\"a\": 1}", "choices": [{"index": 0, "message": {"role": "assistant", "content": "other"}}]},
+    {"role": "assistant", "content": "{\"b\": 2}", "tool_calls": [{"function": {"name": "g"}}]},
+    {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]},
+    {"output_text": "a", "output_audio": {"data": "AAA", "transcript": "a"}},
+]
+
+
+@pytest.mark.parametrize("value", SAMPLES, ids=lambda v: repr(v)[:40])
+def test_worker_rebuilds_exactly_the_python_arg(value: Any) -> None:
+    sample = make_sample(value)
+    assert worker.expand_sample(sample.to_wire()) == sample.to_python_arg()
+
+
+def test_plain_dicts_pass_through() -> None:
+    assert worker.expand_sample({"output_text": "x"}) == {"output_text": "x"}
+
+
+def test_lone_surrogates_in_output_survive_the_channel() -> None:
+    from rftgrade import Grader
+    from rftgrade.sandbox import SandboxExecutor
+
+    source = "def grade(sample, item):\n    print('bad \\udc80 text')\n    return 0.5\n"
+    grader = Grader({"type": "python", "name": "s", "source": source}, python=SandboxExecutor("process", workers=1))
+    try:
+        (result,) = grader.run_batch([("x", {})])
+    finally:
+        grader.close()
+    assert result.reward == 0.5 and result.ok
