@@ -33,7 +33,9 @@ def chip_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
     names = [f"SIG_{i}" for i in range(40)]
     rows = []
     for _ in range(n):
-        ref = [{"name": rng.choice(names), "value": str(rng.randint(0, 64))} for _ in range(rng.randint(4, 12))]
+        ref = [
+            {"name": rng.choice(names), "value": str(rng.randint(0, 64))} for _ in range(rng.randint(4, 12))
+        ]
         pred = [d if rng.random() > 0.3 else {"name": rng.choice(names), "value": "0"} for d in ref]
         rows.append({"sample": json.dumps({"predicted": pred}), "item": {"reference_answer": ref}})
     return rows
@@ -85,23 +87,30 @@ def main() -> None:
     cores = os.cpu_count() or 1
     rows = chip_rows(args.samples)
     t_plain = min(in_process(rows) for _ in range(3))
-    report: dict[str, Any] = {"cores": cores, "samples": args.samples,
-                              "in_process_loop": {"samples_per_s": args.samples / t_plain, "seconds": t_plain}}
+    report: dict[str, Any] = {
+        "cores": cores,
+        "samples": args.samples,
+        "in_process_loop": {"samples_per_s": args.samples / t_plain, "seconds": t_plain},
+    }
     print(f"(a) in-process loop: {args.samples / t_plain:,.0f} samples/s")
     backends = [b for b in ("docker", "bwrap", "process") if backend_class(b).unavailable_reason() is None]
     for backend in backends:
         r = sandboxed(backend, "worker", rows, CHIP)
         report[f"{backend}_worker"] = r
-        print(f"(b) {backend:7s} worker : {r['samples_per_s']:,.0f} samples/s "
-              f"({r['samples_per_s'] / report['in_process_loop']['samples_per_s']:.2f}x the loop), failures {r['failures']}")
+        print(
+            f"(b) {backend:7s} worker : {r['samples_per_s']:,.0f} samples/s "
+            f"({r['samples_per_s'] / report['in_process_loop']['samples_per_s']:.2f}x the loop), failures {r['failures']}"
+        )
     small = rows[: args.sample_isolation_samples]
     for backend in [b for b in backends if b != "process"]:
         r = sandboxed(backend, "sample", small, CHIP)
         report[f"{backend}_sample"] = r
         t = sandboxed(backend, "sample", small, TRIVIAL)
         report[f"{backend}_sample_trivial"] = t
-        print(f"(c) {backend:7s} sample : chip {r['samples_per_s']:,.0f}/s; trivial {t['samples_per_s']:,.0f}/s "
-              f"= {t['samples_per_s'] / cores:,.0f}/s per core, single-call p99 {t['single_call_p99_ms']:.1f} ms")
+        print(
+            f"(c) {backend:7s} sample : chip {r['samples_per_s']:,.0f}/s; trivial {t['samples_per_s']:,.0f}/s "
+            f"= {t['samples_per_s'] / cores:,.0f}/s per core, single-call p99 {t['single_call_p99_ms']:.1f} ms"
+        )
     base = report["in_process_loop"]["samples_per_s"]
     lines = [
         f"# Sandboxed python graders ({args.samples:,} chip-wiring samples, {cores} cores)",
@@ -114,8 +123,10 @@ def main() -> None:
         if isinstance(value, dict) and "single_call_p99_ms" in value:
             n = args.samples if key.endswith("_worker") else args.sample_isolation_samples
             label = key.replace("_", " ")
-            lines.append(f"| {label} ({n:,}) | {value['samples_per_s']:,.0f} | {value['samples_per_s'] / base:.2f}x | "
-                         f"{value['single_call_p50_ms']:.1f} / {value['single_call_p99_ms']:.1f} |")
+            lines.append(
+                f"| {label} ({n:,}) | {value['samples_per_s']:,.0f} | {value['samples_per_s'] / base:.2f}x | "
+                f"{value['single_call_p50_ms']:.1f} / {value['single_call_p99_ms']:.1f} |"
+            )
     path = write("sandbox", report, "\n".join(lines) + "\n")
     print(f"wrote {path}")
 

@@ -128,6 +128,12 @@ class Grader:
     ) -> None:
         self.spec: AnyGrader = load_spec(source)
         self.compiled: CompiledGrader = compile_spec(self.spec)
+        if judge is not None:
+            # A model nobody can serve is a configuration error, found now rather
+            # than as a flag on every sample.
+            problems = _model_problems(self.compiled, judge, "")
+            if problems:
+                raise GraderValidationError(problems)
         self.id = grader_id(self.spec)
         self.max_sample_chars = max_sample_chars
         self.runtime = Runtime(python=python, judge=judge, embedder=embedder, python_timeout=python_timeout)

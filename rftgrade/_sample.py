@@ -147,8 +147,13 @@ def make_sample(value: SampleLike) -> Sample:
             _choice({"role": "assistant", "content": text, **({"tool_calls": tools} if tools else {})})
         ]
         return Sample(
-            text, out_json, tools, choices, value.get("output_audio"),
-            json_from_text="output_json" not in value, default_choices=not given_choices,
+            text,
+            out_json,
+            tools,
+            choices,
+            value.get("output_audio"),
+            json_from_text="output_json" not in value,
+            default_choices=not given_choices,
         )
     if "choices" in value and isinstance(value["choices"], list):
         choices = value["choices"]

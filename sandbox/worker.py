@@ -439,14 +439,18 @@ class Worker:
                 result["recycle"] = "the grader left a thread running"
             pending.append(result)
             if dirty or time.monotonic() - last_flush > FLUSH_SECONDS:
-                self.channel.write(_frame({"op": "results", "id": request_id, "start": first, "results": pending}))
+                self.channel.write(
+                    _frame({"op": "results", "id": request_id, "start": first, "results": pending})
+                )
                 first = index + 1
                 pending = []
                 last_flush = time.monotonic()
             if dirty:
                 os._exit(3)
         if pending:
-            self.channel.write(_frame({"op": "results", "id": request_id, "start": first, "results": pending}))
+            self.channel.write(
+                _frame({"op": "results", "id": request_id, "start": first, "results": pending})
+            )
 
 
 def _apply_limits(limits: dict[str, Any]) -> None:

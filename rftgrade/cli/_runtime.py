@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from rftgrade._executors import JudgeExecutor, PythonExecutor
-from rftgrade._specs import AnyGrader, MultiGrader, PythonGrader
+from rftgrade._specs import AnyGrader, LabelModelGrader, MultiGrader, PythonGrader, ScoreModelGrader
 
-__all__ = ["SandboxOption", "make_executors", "needs_python"]
+__all__ = ["SandboxOption", "make_executors", "needs_judge", "needs_python"]
 
 SandboxOption = Annotated[
     Optional[str],
@@ -21,10 +21,16 @@ SandboxOption = Annotated[
 ]
 
 
+def _parts(spec: AnyGrader) -> list[AnyGrader]:
+    return list(spec.graders.values()) if isinstance(spec, MultiGrader) else [spec]
+
+
 def needs_python(spec: AnyGrader) -> bool:
-    if isinstance(spec, PythonGrader):
-        return True
-    return isinstance(spec, MultiGrader) and any(isinstance(g, PythonGrader) for g in spec.graders.values())
+    return any(isinstance(g, PythonGrader) for g in _parts(spec))
+
+
+def needs_judge(spec: AnyGrader) -> bool:
+    return any(isinstance(g, (ScoreModelGrader, LabelModelGrader)) for g in _parts(spec))
 
 
 def make_executors(
@@ -37,6 +43,7 @@ def make_executors(
             ``auto``) cannot run here.
     """
     python: PythonExecutor | None = None
+    judge: JudgeExecutor | None = None
     if needs_python(spec):
         from rftgrade.sandbox import SandboxExecutor
 
@@ -47,4 +54,8 @@ def make_executors(
                 "your files, network and environment",
                 err=True,
             )
-    return python, None
+    if needs_judge(spec):
+        from rftgrade.judge import BatchScorer
+
+        judge = BatchScorer()
+    return python, judge

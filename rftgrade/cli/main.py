@@ -17,7 +17,7 @@ from rftgrade._grader import Grader, validate
 from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
 from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
-from rftgrade.cli._runtime import SandboxOption, make_executors
+from rftgrade.cli._runtime import SandboxOption, make_executors, needs_judge
 from rftgrade.cli.sandbox_cmd import sandbox_app
 
 __all__ = ["app", "main"]
@@ -48,6 +48,14 @@ def validate_cmd(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = validate(grader)
+        if report.ok and report.spec is not None and needs_judge(report.spec):
+            from rftgrade.judge import BatchScorer
+
+            try:
+                report = validate(grader, judge=BatchScorer())
+            except ValueError as exc:  # a broken routing file
+                err.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(1) from None
     for caught_warning in caught:
         err.print(f"[yellow]warning:[/] {caught_warning.message}", highlight=False)
     for text in report.warnings:

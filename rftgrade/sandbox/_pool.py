@@ -146,7 +146,9 @@ class WorkerPool:
                 task.cancel()
         self.stats.samples += len(calls)
         return [
-            o if o is not None else PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
+            o
+            if o is not None
+            else PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
             for o in outcomes
         ]
 
@@ -156,7 +158,11 @@ class WorkerPool:
         return PythonOutcome(error=failure.kind, error_type=failure.error_type, details=failure.details)  # type: ignore[arg-type]
 
     async def _runner(
-        self, queue: asyncio.Queue[_Chunk], calls: Sequence[PythonCall], outcomes: list[PythonOutcome | None], limit: float
+        self,
+        queue: asyncio.Queue[_Chunk],
+        calls: Sequence[PythonCall],
+        outcomes: list[PythonOutcome | None],
+        limit: float,
     ) -> None:
         while not queue.empty():
             chunk = queue.get_nowait()
@@ -173,7 +179,9 @@ class WorkerPool:
                     except (ChannelClosed, OSError) as exc:
                         for i in chunk.indices:
                             outcomes[i] = PythonOutcome(
-                                error="server", error_type="spawn_failed", details=f"{self.backend.name}: {exc}"
+                                error="server",
+                                error_type="spawn_failed",
+                                details=f"{self.backend.name}: {exc}",
                             )
                         slot = None
                         continue
@@ -184,7 +192,12 @@ class WorkerPool:
                 self._idle.put_nowait(slot)
 
     async def _grade_chunk(
-        self, slot: _Slot, chunk: _Chunk, calls: Sequence[PythonCall], outcomes: list[PythonOutcome | None], limit: float
+        self,
+        slot: _Slot,
+        chunk: _Chunk,
+        calls: Sequence[PythonCall],
+        outcomes: list[PythonOutcome | None],
+        limit: float,
     ) -> tuple[_Slot | None, list[_Chunk]]:
         indices = chunk.indices
         request_id = next(_ids)
@@ -202,7 +215,11 @@ class WorkerPool:
                 async with asyncio.timeout(limit + GRACE):
                     frame = await slot.channel.recv(None)
                 results = frame.get("results")
-                if frame.get("id") != request_id or frame.get("start") != answered or not isinstance(results, list):
+                if (
+                    frame.get("id") != request_id
+                    or frame.get("start") != answered
+                    or not isinstance(results, list)
+                ):
                     raise ChannelClosed(f"reply out of step: {frame.get('id')}/{frame.get('start')}")
             except (TimeoutError, ChannelClosed) as exc:
                 return None, await self._blame(slot, chunk, answered, exc, outcomes, limit, started)
@@ -225,8 +242,14 @@ class WorkerPool:
         return slot, []
 
     async def _blame(
-        self, slot: _Slot, chunk: _Chunk, answered: int, exc: Exception,
-        outcomes: list[PythonOutcome | None], limit: float, started: float,
+        self,
+        slot: _Slot,
+        chunk: _Chunk,
+        answered: int,
+        exc: Exception,
+        outcomes: list[PythonOutcome | None],
+        limit: float,
+        started: float,
     ) -> list[_Chunk]:
         """A worker hung or died after ``answered`` replies: flag the culprit, re-queue the rest."""
         await self._discard(slot)
@@ -239,14 +262,16 @@ class WorkerPool:
         if isinstance(exc, TimeoutError):
             self.stats.timeouts += 1
             outcomes[index] = PythonOutcome(
-                error="timeout", error_type="TimeoutError",
+                error="timeout",
+                error_type="TimeoutError",
                 details=f"grade() ran longer than {limit:g}s; its worker was killed",
                 duration=time.perf_counter() - started,
             )
         else:
             self.stats.crashed += 1
             outcomes[index] = PythonOutcome(
-                error="runtime", error_type="WorkerDied",
+                error="runtime",
+                error_type="WorkerDied",
                 details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
                 duration=time.perf_counter() - started,
             )

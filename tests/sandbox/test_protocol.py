@@ -19,7 +19,7 @@ spec.loader.exec_module(worker)
 SAMPLES: list[Any] = [
     "plain text",
     "",
-    "  {\"a\": [1, 2]}  ",
+    '  {"a": [1, 2]}  ',
     "[1, 2",
     "42",
     "-Infinity",
@@ -28,8 +28,11 @@ SAMPLES: list[Any] = [
     {"output_text": "x", "output_tools": [{"function": {"name": "f", "arguments": "{}"}}]},
     {"output_json": {"k": "v"}},
     {"output_text": "not json", "output_json": {"given": True}},
-    {"output_text": "{\"a\": 1}", "choices": [{"index": 0, "message": {"role": "assistant", "content": "other"}}]},
-    {"role": "assistant", "content": "{\"b\": 2}", "tool_calls": [{"function": {"name": "g"}}]},
+    {
+        "output_text": '{"a": 1}',
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "other"}}],
+    },
+    {"role": "assistant", "content": '{"b": 2}', "tool_calls": [{"function": {"name": "g"}}]},
     {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]},
     {"output_text": "a", "output_audio": {"data": "AAA", "transcript": "a"}},
 ]
@@ -50,7 +53,9 @@ def test_lone_surrogates_in_output_survive_the_channel() -> None:
     from rftgrade.sandbox import SandboxExecutor
 
     source = "def grade(sample, item):\n    print('bad \\udc80 text')\n    return 0.5\n"
-    grader = Grader({"type": "python", "name": "s", "source": source}, python=SandboxExecutor("process", workers=1))
+    grader = Grader(
+        {"type": "python", "name": "s", "source": source}, python=SandboxExecutor("process", workers=1)
+    )
     try:
         (result,) = grader.run_batch([("x", {})])
     finally:
