@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ["benchmarks.bench_deterministic", "benchmarks.bench_sandbox"]
+MODULES = ["benchmarks.bench_deterministic", "benchmarks.bench_sandbox", "benchmarks.bench_judge"]
 
 
 def main() -> int:

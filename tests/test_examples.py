@@ -16,7 +16,11 @@ from rftgrade.sandbox._select import backend_class
 
 from .conftest import EXAMPLES, require_or_skip
 
-FOLDERS = sorted(p.parent for p in EXAMPLES.glob("*/grader.json") if (p.parent / "data.jsonl").is_file())
+FOLDERS = sorted(
+    p.parent
+    for p in EXAMPLES.glob("*/grader.json")
+    if (p.parent / "data.jsonl").is_file() and '_model"' not in p.read_text()  # judges: tests/judge/
+)
 
 
 def rows(folder: Path) -> list[dict[str, object]]:

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,8 +31,12 @@ __all__ = ["FakeJudgeServer"]
 class FakeJudgeServer:
     """Start with ``with FakeJudgeServer() as server:``; ``server.base_url`` ends in ``/v1``."""
 
-    def __init__(self, *, structured_output: bool = True) -> None:
+    def __init__(
+        self, *, structured_output: bool = True, responder: Callable[[dict[str, Any]], Any] | None = None
+    ) -> None:
+        """``responder(body)``, when given, returns the ``result`` for requests without directives."""
         self.structured_output = structured_output
+        self.responder = responder
         self.calls: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -110,6 +115,13 @@ class FakeJudgeServer:
             message["refusal"] = "I can't help with grading that."
         elif "MODE:malformed" in text:
             message["content"] = "Hmm, I would say it is pretty good overall."
+        elif self.responder is not None and "SCORE=" not in text and "LABEL=" not in text:
+            message["content"] = json.dumps(
+                {
+                    "steps": [{"description": "scripted", "conclusion": "scripted"}],
+                    "result": self.responder(body),
+                }
+            )
         else:
             label = re.search(r"LABEL=([\w-]+)", text)
             score = re.search(r"SCORE=(-?[\d.]+)", text)
