@@ -28,10 +28,7 @@ SPEC = {
 
 def timed(grader: Grader, rows: list[tuple[str, dict[str, Any]]], batched: bool) -> float:
     start = time.perf_counter()
-    if batched:
-        results = grader.run_batch(rows)
-    else:
-        results = [grader.run(sample, item) for sample, item in rows]
+    results = grader.run_batch(rows) if batched else [grader.run(sample, item) for sample, item in rows]
     elapsed = time.perf_counter() - start
     assert all(r.ok for r in results), [r.error_messages for r in results if not r.ok][:3]
     return elapsed
