@@ -19,6 +19,7 @@ from rftgrade._result import GradeResult
 from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
 from rftgrade.cli._runtime import SandboxOption, make_executors, needs_judge
 from rftgrade.cli.sandbox_cmd import sandbox_app
+from rftgrade.cli.serve_cmd import serve_cmd
 
 __all__ = ["app", "main"]
 
@@ -30,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.command("serve")(serve_cmd)
 out = Console()
 err = Console(stderr=True)
 

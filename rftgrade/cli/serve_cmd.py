@@ -1,0 +1,58 @@
+"""``rftgrade serve``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+
+__all__ = ["serve_cmd"]
+
+
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    grader: Annotated[
+        Optional[list[str]],
+        typer.Option("--grader", help="Preload NAME=path.json (repeatable); the first is the default."),
+    ] = None,
+    sandbox: Annotated[
+        Optional[str], typer.Option("--sandbox", help="docker, bwrap or process (NOT isolated).")
+    ] = None,
+    api_key: Annotated[
+        Optional[str], typer.Option("--api-key", help="Require this bearer token ($RFTGRADE_API_KEY).")
+    ] = None,
+    max_body_mb: Annotated[int, typer.Option(help="Largest request body accepted.")] = 64,
+    max_inflight_rows: Annotated[
+        int, typer.Option(help="Rows graded at once before new requests get 429.")
+    ] = 200_000,
+) -> None:
+    """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
+    from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
+    from rftgrade.server import ServerConfig, serve
+
+    graders: dict[str, str] = {}
+    for entry in grader or []:
+        name, sep, path = entry.partition("=")
+        if not sep or not name or not path:
+            typer.echo(f"error: --grader takes NAME=path.json, got {entry!r}", err=True)
+            raise typer.Exit(2)
+        graders[name] = path
+    config = ServerConfig(
+        graders=graders,
+        sandbox=sandbox or os.environ.get("RFTGRADE_SANDBOX", "auto"),
+        api_key=api_key or os.environ.get("RFTGRADE_API_KEY"),
+        max_body_bytes=max_body_mb * 1024 * 1024,
+        max_inflight_rows=max_inflight_rows,
+    )
+    if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
+        typer.echo(
+            f"warning: listening on {host} without --api-key: anyone who can reach it can run graders",
+            err=True,
+        )
+    try:
+        serve(config, host=host, port=port)
+    except (GraderValidationError, BackendUnavailableError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,109 @@
+"""One way for every trainer adapter to get rewards: in-process, or from ``rftgrade serve``.
+
+In-process, graders are compiled once per process and share one sandbox pool
+and judge (:class:`~rftgrade._registry.GraderRegistry`). Remote, rows go to a
+running server's ``POST /v1/grade``. Both return OpenAI-shaped result dicts, in
+order, and never raise for a bad sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RewardSource", "grade_rows"]
+
+
+@dataclass(frozen=True)
+class RewardSource:
+    """Where rewards come from. Picklable, so trainers can ship it to other processes.
+
+    Attributes:
+        grader: path to grader JSON (in-process), or for a server also a registered
+            id or name; ``None`` uses the server's default grader.
+        server_url: base URL of ``rftgrade serve`` (e.g. ``http://127.0.0.1:8000``);
+            ``None`` grades in-process.
+        api_key: bearer token for the server.
+        sandbox: sandbox backend for in-process python graders.
+        timeout: seconds a whole call may take before its rows are reported failed.
+    """
+
+    grader: str | None = None
+    server_url: str | None = None
+    api_key: str | None = None
+    sandbox: str = "auto"
+    timeout: float = 300.0
+
+    @classmethod
+    def from_env(cls) -> RewardSource:
+        """``RFTGRADE_GRADER``, ``RFTGRADE_SERVER_URL``, ``RFTGRADE_API_KEY``,
+        ``RFTGRADE_SANDBOX``, ``RFTGRADE_TIMEOUT``."""
+        return cls(
+            grader=os.environ.get("RFTGRADE_GRADER"),
+            server_url=os.environ.get("RFTGRADE_SERVER_URL"),
+            api_key=os.environ.get("RFTGRADE_API_KEY"),
+            sandbox=os.environ.get("RFTGRADE_SANDBOX", "auto"),
+            timeout=float(os.environ.get("RFTGRADE_TIMEOUT", "300")),
+        )
+
+
+_REGISTRIES: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def _registry(sandbox: str) -> Any:
+    from rftgrade._registry import GraderRegistry
+
+    with _LOCK:
+        if sandbox not in _REGISTRIES:
+            _REGISTRIES[sandbox] = GraderRegistry(sandbox=sandbox)
+        return _REGISTRIES[sandbox]
+
+
+def _failed(message: str) -> dict[str, Any]:
+    from rftgrade._result import GradeResult
+
+    result = GradeResult(reward=0.0, name="", type="")
+    result.fail("other_error", message)
+    return result.to_dict()
+
+
+async def grade_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Grade ``rows`` (``{"sample", "item"}``) and return one response dict each."""
+    if not rows:
+        return []
+    try:
+        async with asyncio.timeout(source.timeout):
+            if source.server_url:
+                return await _remote(source, rows)
+            if not source.grader:
+                raise ValueError("no grader: set RFTGRADE_GRADER to a grader JSON path")
+            grader = _registry(source.sandbox).add(source.grader)
+            return [r.to_dict() for r in await grader.arun_batch(rows)]
+    except TimeoutError:
+        return [_failed(f"no reward within {source.timeout:g}s") for _ in rows]
+    except Exception as exc:  # the trainer must never see an exception from its reward
+        return [_failed(f"{type(exc).__name__}: {exc}") for _ in rows]
+
+
+async def _remote(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    import httpx
+
+    headers = {"authorization": f"Bearer {source.api_key}"} if source.api_key else {}
+    body: dict[str, Any] = {"rows": rows}
+    if source.grader:
+        body["grader"] = source.grader
+    url = source.server_url.rstrip("/") + "/v1/grade"  # type: ignore[union-attr]
+    async with httpx.AsyncClient(timeout=source.timeout, headers=headers) as client:
+        for attempt in range(6):
+            response = await client.post(url, json=body)
+            if response.status_code == 429:
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")) * (1 + attempt / 2))
+                continue
+            response.raise_for_status()
+            results: list[dict[str, Any]] = response.json()["results"]
+            return results
+    raise RuntimeError("the reward server stayed overloaded (429) through 6 attempts")

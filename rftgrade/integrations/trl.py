@@ -1,0 +1,84 @@
+"""TRL: reward functions for ``GRPOTrainer`` (and ``AsyncGRPOTrainer``).
+
+``reward = make_reward_function("grader.json")`` returns a picklable
+``functools.partial`` of a module-level ``async`` function with TRL's signature
+``(prompts, completions, completion_ids, **kwargs) -> list[float | None]``. It
+accepts plain-text and conversational completions, passes dataset columns into
+the item, drops TRL's own keyword arguments, and returns ``None`` (which TRL
+skips) for a sample that could not be graded, unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from rftgrade.integrations._client import RewardSource, grade_rows
+
+__all__ = ["TRL_KWARGS", "make_reward_function", "rftgrade_reward"]
+
+TRL_KWARGS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
+"""Keyword arguments TRL adds that are not dataset columns."""
+
+
+def _sample(completion: Any) -> Any:
+    if isinstance(completion, list):  # conversational: the last assistant message
+        messages = [m for m in completion if isinstance(m, dict)]
+        assistant = [m for m in messages if m.get("role") == "assistant"] or messages
+        return assistant[-1] if assistant else ""
+    return completion
+
+
+def _prompt(prompt: Any) -> Any:
+    if isinstance(prompt, list):
+        return "\n".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict))
+    return prompt
+
+
+async def rftgrade_reward(
+    prompts: list[Any],
+    completions: list[Any],
+    completion_ids: list[Any] | None = None,
+    *,
+    source: RewardSource,
+    failed_reward: float | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """Grade a TRL batch. Columns in ``kwargs`` become item fields, row by row."""
+    columns = {
+        k: v
+        for k, v in kwargs.items()
+        if k not in TRL_KWARGS and isinstance(v, list) and len(v) == len(completions)
+    }
+    rows = []
+    for i, completion in enumerate(completions):
+        item = {key: values[i] for key, values in columns.items()}
+        item["prompt"] = _prompt(prompts[i]) if i < len(prompts) else ""
+        rows.append({"sample": _sample(completion), "item": item})
+    results = await grade_rows(source, rows)
+    out: list[float | None] = []
+    for result in results:
+        failed = any(v is True for v in result["metadata"]["errors"].values())
+        out.append(failed_reward if failed else float(result["reward"]))
+    return out
+
+
+def make_reward_function(
+    grader: str | None = None,
+    *,
+    server_url: str | None = None,
+    api_key: str | None = None,
+    sandbox: str = "auto",
+    timeout: float = 300.0,
+    failed_reward: float | None = None,
+) -> functools.partial[Any]:
+    """A TRL reward function for ``grader`` (a grader JSON path, or a server's grader id/name).
+
+    Args:
+        server_url: grade through a running ``rftgrade serve`` instead of in-process.
+        failed_reward: what a sample that could not be graded scores (``None``: TRL skips it).
+    """
+    source = RewardSource(
+        grader=grader, server_url=server_url, api_key=api_key, sandbox=sandbox, timeout=timeout
+    )
+    return functools.partial(rftgrade_reward, source=source, failed_reward=failed_reward)

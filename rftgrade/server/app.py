@@ -1,0 +1,451 @@
+"""The reward server: OpenAI's ``graders/run`` and ``graders/validate``, a batch endpoint,
+OpenRLHF's remote-reward endpoint, health and Prometheus metrics.
+
+Routes only translate HTTP to the library API (:class:`~rftgrade._registry.GraderRegistry`
+and :class:`~rftgrade.Grader`) and back; they never grade on their own. A failure
+while grading one sample is reward 0 plus its flag in a 200 answer; only a
+malformed request (400), an unknown grader (404), a wrong token (401), an
+oversized body (413) or overload (429 + ``Retry-After``) is an HTTP error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import Message, Receive, Scope, Send
+
+from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
+from rftgrade._grader import Grader, validate
+from rftgrade._load import grader_to_dict
+from rftgrade._registry import GraderRegistry, UnknownGraderError
+from rftgrade._result import GradeResult
+from rftgrade.server._metrics import ServerMetrics
+from rftgrade.server._models import (
+    GradeRequest,
+    OpenRLHFRequest,
+    RegisterRequest,
+    RunRequest,
+    ValidateRequest,
+)
+
+__all__ = ["ServerConfig", "create_app", "openrlhf_rows"]
+
+
+@dataclass
+class ServerConfig:
+    """Settings of one server; every limit has a safe default."""
+
+    graders: dict[str, str] = field(default_factory=dict)
+    """Graders to compile at start-up: name -> path to grader JSON."""
+    default_grader: str | None = None
+    """Name or id used when a request names none (default: the first preloaded grader)."""
+    sandbox: str = "auto"
+    api_key: str | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_inflight_rows: int = 200_000
+    """Rows admitted at once across all requests; more are refused with 429."""
+    max_rows_per_request: int = 100_000
+    stream_chunk: int = 512
+    retry_after_seconds: int = 2
+
+
+class _Admission:
+    """A bounded queue of rows: admit a request's rows or refuse it at once."""
+
+    def __init__(self, limit: int, metrics: ServerMetrics) -> None:
+        self.limit = limit
+        self.inflight = 0
+        self.metrics = metrics
+
+    def try_acquire(self, n: int) -> bool:
+        if self.inflight + n > self.limit and self.inflight > 0:
+            return False
+        self.inflight += n
+        self.metrics.queue.set(self.inflight)
+        return True
+
+    def release(self, n: int) -> None:
+        self.inflight -= n
+        self.metrics.queue.set(self.inflight)
+
+
+def _error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    kind = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+    }.get(status, "server_error")
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param, "code": code}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _problems_error(exc: GraderValidationError) -> JSONResponse:
+    first = exc.problems[0]
+    message = "; ".join(str(p) for p in exc.problems)
+    return _error(
+        400,
+        f"invalid grader: {message}",
+        param=f"grader.{first.path}" if first.path else "grader",
+        code="invalid_grader",
+    )
+
+
+def openrlhf_rows(body: OpenRLHFRequest) -> list[dict[str, Any]]:
+    """OpenRLHF's request as rftgrade rows.
+
+    ``query[i]`` is prompt + response (special tokens kept); the response is
+    ``query[i]`` with ``prompts[i]`` stripped from its front (the whole query when it
+    does not start with the prompt). ``sample`` is that response; ``item`` is
+    ``{"prompt", "label", "reference_answer" (= label), "query"}``.
+    """
+    rows = []
+    for i, query in enumerate(body.query):
+        prompt = body.prompts[i] if body.prompts and i < len(body.prompts) else ""
+        label = body.labels[i] if body.labels and i < len(body.labels) else None
+        response = query[len(prompt) :] if prompt and query.startswith(prompt) else query
+        rows.append(
+            {
+                "sample": response,
+                "item": {"prompt": prompt, "label": label, "reference_answer": label, "query": query},
+            }
+        )
+    return rows
+
+
+class _SizeLimit:
+    """ASGI middleware: refuse bodies over the limit (413) before they are read whole."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = _error(
+            413, f"request body over {self.limit:,} bytes; send fewer rows per request", code="body_too_large"
+        )
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await too_big(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await too_big(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry | None = None) -> FastAPI:
+    """Build the ASGI app. Graders in ``config.graders`` are compiled before it serves."""
+    config = config or ServerConfig()
+    registry = registry or GraderRegistry(sandbox=config.sandbox)
+    metrics = ServerMetrics(registry.stats)
+    admission = _Admission(config.max_inflight_rows, metrics)
+    for name, path in config.graders.items():
+        registry.add(path, name=name)
+    default_ref = config.default_grader or next(iter(config.graders), None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await registry.aclose()
+
+    app = FastAPI(
+        title="rftgrade reward server",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="OpenAI-compatible grader endpoints and trainer reward endpoints.",
+    )
+    app.state.registry = registry
+    app.state.metrics = metrics
+    app.state.config = config
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid body"}
+        loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        if first.get("type") == "json_invalid":
+            return _error(400, f"the body is not valid JSON: {first.get('msg')}", code="invalid_json")
+        return _error(400, f"{loc or 'body'}: {first.get('msg')}", param=loc or None, code="invalid_body")
+
+    @app.middleware("http")
+    async def auth_and_measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        start = time.perf_counter()
+        if config.api_key and path.startswith("/v1"):
+            header = request.headers.get("authorization", "")
+            token = header[7:] if header.lower().startswith("bearer ") else ""
+            if not hmac.compare_digest(token.encode(), config.api_key.encode()):
+                metrics.requests.labels(path, "401").inc()
+                return _error(401, "missing or wrong bearer token", code="invalid_api_key")
+        response = await call_next(request)
+        endpoint = request.scope.get("route").path if request.scope.get("route") else path  # type: ignore[union-attr]
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        return response
+
+    def record(grader: Grader, results: Sequence[GradeResult]) -> None:
+        metrics.samples.labels(grader.type).inc(len(results))
+        for result in results:
+            for flag in result.errors.raised():
+                metrics.errors.labels(flag).inc()
+
+    async def grade(grader: Grader, rows: list[Any]) -> list[GradeResult]:
+        if grader.compiled.is_sync and len(rows) > 64:
+            # Deterministic graders run inline; keep the event loop free for other clients.
+            return await asyncio.to_thread(grader.run_batch, rows)
+        return await grader.arun_batch(rows)
+
+    def lookup(ref: str | dict[str, Any] | None) -> Grader | JSONResponse:
+        ref = ref if ref is not None else default_ref
+        if ref is None:
+            return _error(
+                400,
+                "no grader given and the server has no default; pass `grader` (JSON or id) or "
+                "start the server with --grader NAME=path.json",
+                param="grader",
+            )
+        try:
+            return registry.resolve(ref)
+        except UnknownGraderError:
+            return _error(
+                404,
+                f"no grader registered as {ref!r}; register it with POST /v1/graders",
+                param="grader",
+                code="unknown_grader",
+            )
+        except GraderValidationError as exc:
+            return _problems_error(exc)
+        except BackendUnavailableError as exc:
+            return _error(400, str(exc), param="grader", code="backend_unavailable")
+
+    async def admitted(n: int, work: Callable[[], Awaitable[Response]]) -> Response:
+        if n > config.max_rows_per_request:
+            return _error(
+                413,
+                f"{n:,} rows in one request; the limit is {config.max_rows_per_request:,}",
+                param="rows",
+                code="too_many_rows",
+            )
+        if not admission.try_acquire(n):
+            metrics.rejected.inc()
+            return _error(
+                429,
+                f"the server is grading {admission.inflight:,} rows; retry shortly",
+                code="overloaded",
+                headers={"Retry-After": str(config.retry_after_seconds)},
+            )
+        try:
+            return await work()
+        finally:
+            admission.release(n)
+
+    # -- OpenAI-compatible -----------------------------------------------------
+    @app.post("/v1/fine_tuning/alpha/graders/run")
+    async def run(body: RunRequest) -> Response:
+        try:
+            grader = registry.add(body.grader)
+        except GraderValidationError as exc:
+            if all(p.kind == "formula" for p in exc.problems):
+                # OpenAI answers a bad formula with a flagged result, not an HTTP error.
+                result = GradeResult(reward=0.0, name=str(body.grader.get("name", "")), type="multi")
+                result.fail("formula_parse_error", "; ".join(str(p) for p in exc.problems))
+                return JSONResponse(result.to_dict())
+            return _problems_error(exc)
+        except BackendUnavailableError as exc:
+            return _error(400, str(exc), param="grader", code="backend_unavailable")
+
+        async def work() -> Response:
+            (result,) = await grade(grader, [{"sample": body.model_sample, "item": body.item or {}}])
+            record(grader, [result])
+            return JSONResponse(result.to_dict())
+
+        return await admitted(1, work)
+
+    @app.post("/v1/fine_tuning/alpha/graders/validate")
+    async def validate_route(body: ValidateRequest) -> Response:
+        report = validate(body.grader)
+        if not report.ok or report.spec is None:
+            return _problems_error(GraderValidationError(report.problems))
+        return JSONResponse({"grader": grader_to_dict(report.spec)})
+
+    # -- compiled graders --------------------------------------------------------
+    @app.post("/v1/graders")
+    async def register(body: RegisterRequest) -> Response:
+        found = lookup(body.grader) if not body.name else None
+        if body.name:
+            try:
+                found = registry.add(body.grader, name=body.name)
+            except GraderValidationError as exc:
+                return _problems_error(exc)
+            except BackendUnavailableError as exc:
+                return _error(400, str(exc), param="grader", code="backend_unavailable")
+        if isinstance(found, JSONResponse):
+            return found
+        assert found is not None
+        return JSONResponse({"id": found.id, "name": found.name, "type": found.type, "object": "grader"})
+
+    @app.get("/v1/graders")
+    async def list_graders() -> Response:
+        names = {gid: name for name, gid in registry.names().items()}
+        return JSONResponse(
+            {
+                "data": [
+                    {"id": g.id, "name": g.name, "type": g.type, "registered_as": names.get(g.id)}
+                    for g in registry.graders()
+                ],
+                "default": default_ref,
+            }
+        )
+
+    @app.get("/v1/graders/{ref}")
+    async def get_grader(ref: str) -> Response:
+        found = lookup(ref)
+        if isinstance(found, JSONResponse):
+            return found
+        return JSONResponse({"id": found.id, "grader": found.to_dict()})
+
+    @app.post("/v1/grade")
+    async def grade_rows(body: GradeRequest) -> Response:
+        found = lookup(body.grader)
+        if isinstance(found, JSONResponse):
+            return found
+        grader = found
+        # Identical rows are graded once.
+        keys = [json.dumps(row, sort_keys=True, ensure_ascii=False, default=str) for row in body.rows]
+        unique: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            unique.setdefault(key, i)
+        unique_rows = [body.rows[i] for i in unique.values()]
+        slot = {key: n for n, key in enumerate(unique)}
+
+        if not body.stream:
+
+            async def work() -> Response:
+                results = await grade(grader, unique_rows)
+                record(grader, results)
+                dicts = [r.to_dict() for r in results]
+                return JSONResponse(
+                    {"object": "list", "grader_id": grader.id, "results": [dicts[slot[k]] for k in keys]}
+                )
+
+            return await admitted(len(unique_rows), work)
+
+        n = len(unique_rows)
+        if n > config.max_rows_per_request:
+            return _error(
+                413,
+                f"{n:,} rows in one request; the limit is {config.max_rows_per_request:,}",
+                param="rows",
+                code="too_many_rows",
+            )
+        if not admission.try_acquire(n):
+            metrics.rejected.inc()
+            return _error(
+                429,
+                "the server is busy; retry shortly",
+                code="overloaded",
+                headers={"Retry-After": str(config.retry_after_seconds)},
+            )
+        positions: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            positions.setdefault(slot[key], []).append(i)
+
+        async def chunk_task(start: int) -> tuple[int, list[GradeResult]]:
+            return start, await grade(grader, unique_rows[start : start + config.stream_chunk])
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                tasks = [asyncio.ensure_future(chunk_task(s)) for s in range(0, n, config.stream_chunk)]
+                for next_done in asyncio.as_completed(tasks):
+                    start, results = await next_done
+                    record(grader, results)
+                    lines = []
+                    for offset, result in enumerate(results):
+                        payload = result.to_dict()
+                        for index in positions[start + offset]:
+                            lines.append(
+                                json.dumps({"index": index, "result": payload}, ensure_ascii=False) + "\n"
+                            )
+                    yield "".join(lines).encode()
+            finally:
+                admission.release(n)
+
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+    # -- trainers ----------------------------------------------------------------
+    @app.post("/v1/openrlhf/reward")
+    async def openrlhf(body: OpenRLHFRequest, grader: str | None = None) -> Response:
+        found = lookup(grader)
+        if isinstance(found, JSONResponse):
+            return found
+        rows = openrlhf_rows(body)
+
+        async def work() -> Response:
+            results = await grade(found, rows)
+            record(found, results)
+            rewards = [r.reward for r in results]
+            extra: dict[str, list[float]] = {"rftgrade_error": [0.0 if r.ok else 1.0 for r in results]}
+            for key in results[0].sub_rewards if results else []:
+                extra[f"rftgrade_{key}"] = [float(r.sub_rewards.get(key, 0.0)) for r in results]
+            return JSONResponse(
+                {"rewards": rewards, "scores": [min(max(x, 0.0), 1.0) for x in rewards], "extra_logs": extra}
+            )
+
+        return await admitted(len(rows), work)
+
+    # -- operations --------------------------------------------------------------
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return JSONResponse(
+            {"status": "ok", "graders": len(registry.graders()), "inflight_rows": admission.inflight}
+        )
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return PlainTextResponse(generate_latest(metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST)
+
+    # Added last, so it runs first: oversized bodies are refused before anything reads them.
+    app.add_middleware(_SizeLimit, limit=config.max_body_bytes)
+    return app

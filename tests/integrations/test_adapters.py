@@ -1,0 +1,121 @@
+"""verl and TRL adapters, called the way those trainers call them, in-process and through a server."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rftgrade.integrations import trl as trl_adapter
+from rftgrade.server import ServerConfig
+
+from ..conftest import string_check
+from ..server.conftest import running_server
+
+MULTI = {
+    "type": "multi",
+    "name": "m",
+    "calculate_output": "0.5 * exact + 0.5 * sim",
+    "graders": {
+        "exact": string_check(reference="{{ item.ground_truth }}"),
+        "sim": {
+            "type": "text_similarity",
+            "name": "s",
+            "input": "{{ sample.output_text }}",
+            "reference": "{{ item.ground_truth }}",
+            "evaluation_metric": "fuzzy_match",
+        },
+    },
+}
+
+
+@pytest.fixture
+def grader_file(tmp_path: Path) -> Path:
+    path = tmp_path / "grader.json"
+    path.write_text(json.dumps(MULTI))
+    return path
+
+
+@pytest.fixture
+def verl(monkeypatch: pytest.MonkeyPatch, grader_file: Path) -> Any:
+    monkeypatch.setenv("RFTGRADE_GRADER", str(grader_file))
+    monkeypatch.delenv("RFTGRADE_SERVER_URL", raising=False)
+    module = importlib.import_module("rftgrade.integrations.verl")
+    monkeypatch.setattr(module, "_SOURCE", None)
+    return module
+
+
+def test_verl_compute_score_keyword_call_with_stable_keys(verl: Any) -> None:
+    assert inspect.iscoroutinefunction(verl.compute_score)
+
+    async def step() -> list[dict[str, Any]]:
+        calls = [
+            verl.compute_score(
+                data_source="gsm8k", solution_str=s, ground_truth="42", extra_info={"index": i}
+            )
+            for i, s in enumerate(["42", "41", "forty-two", ""])
+        ]
+        return await asyncio.gather(*calls)
+
+    results = asyncio.run(step())
+    assert [set(r) for r in results] == [{"score", "rftgrade_error", "rftgrade_exact", "rftgrade_sim"}] * 4
+    assert results[0]["score"] == 1.0 and results[1]["score"] < 0.5 and results[3]["score"] == 0.0
+    assert all(isinstance(v, float) for r in results for v in r.values())
+
+
+def test_verl_never_raises_on_a_broken_grader(
+    verl: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RFTGRADE_GRADER", str(tmp_path / "missing.json"))
+    monkeypatch.setattr(verl, "_SOURCE", None)
+    result = asyncio.run(verl.compute_score("d", "x", "y"))
+    assert result["score"] == 0.0 and result["rftgrade_error"] == 1.0
+
+
+def trl_kwargs(n: int) -> dict[str, Any]:
+    return {
+        "ground_truth": ["42"] * n,
+        "trainer_state": object(),
+        "log_extra": lambda *a: None,
+        "log_metric": lambda *a: None,
+        "environments": None,
+    }
+
+
+def test_trl_reward_function_is_picklable_async_and_drops_trl_kwargs(grader_file: Path) -> None:
+    reward = trl_adapter.make_reward_function(str(grader_file))
+    restored = pickle.loads(pickle.dumps(reward))
+    assert inspect.iscoroutinefunction(restored)
+    prompts = ["What is 6*7?", [{"role": "user", "content": "What is 6*7?"}]]
+    completions = ["42", [{"role": "assistant", "content": "41"}]]
+    rewards = asyncio.run(
+        restored(prompts=prompts, completions=completions, completion_ids=[[1], [2]], **trl_kwargs(2))
+    )
+    assert rewards[0] == 1.0 and rewards[1] is not None and rewards[1] < 0.5
+
+
+def test_trl_unscorable_sample_is_none_or_the_chosen_value(tmp_path: Path) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(string_check(reference="{{ item.missing_column }}")))
+    for failed, expected in ((None, None), (0.0, 0.0)):
+        reward = trl_adapter.make_reward_function(str(path), failed_reward=failed)
+        assert asyncio.run(reward(prompts=["p"], completions=["x"], **trl_kwargs(1))) == [expected]
+
+
+def test_adapters_through_a_running_server(grader_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with running_server(ServerConfig(graders={"m": str(grader_file)}, api_key="k")) as url:
+        reward = trl_adapter.make_reward_function("m", server_url=url, api_key="k")
+        assert asyncio.run(reward(prompts=["p", "p"], completions=["42", "0"], **trl_kwargs(2)))[0] == 1.0
+        monkeypatch.setenv("RFTGRADE_SERVER_URL", url)
+        monkeypatch.setenv("RFTGRADE_API_KEY", "k")
+        monkeypatch.setenv("RFTGRADE_GRADER", "m")
+        verl = importlib.import_module("rftgrade.integrations.verl")
+        monkeypatch.setattr(verl, "_SOURCE", None)
+        result = asyncio.run(verl.compute_score("d", "42", "42"))
+        assert result["score"] == 1.0 and result["rftgrade_error"] == 0.0

@@ -1,0 +1,239 @@
+"""The reward server on loopback, driven by the openai client, httpx and an OpenRLHF-shaped client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from rftgrade._registry import GraderRegistry
+from rftgrade.sandbox import Limits, SandboxExecutor
+from rftgrade.sandbox._select import backend_class
+from rftgrade.server import ServerConfig
+
+from ..conftest import EXAMPLES, require_or_skip, string_check
+from .conftest import running_server
+
+TOKEN = "s3cret-token"
+HANG = {
+    "type": "python",
+    "name": "hang",
+    "source": "import time\ndef grade(sample, item):\n"
+    "    if item.get('hang'):\n        while True:\n            pass\n    return 1.0\n",
+}
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    backend = "docker" if backend_class("docker").unavailable_reason() is None else "bwrap"
+    require_or_skip(backend_class(backend).unavailable_reason() is None, "an isolating sandbox")
+    registry = GraderRegistry(python=SandboxExecutor(backend, workers=2, limits=Limits(timeout=2.0)))
+    config = ServerConfig(
+        graders={
+            "math": str(EXAMPLES / "math_answer" / "grader.json"),
+            "chip": str(EXAMPLES / "chip_wiring" / "grader.json"),
+        },
+        api_key=TOKEN,
+        max_body_bytes=2_000_000,
+        max_inflight_rows=5_000,
+    )
+    with running_server(config, registry) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0)
+
+
+def post(url: str, path: str, body: Any, token: str = TOKEN, **kw: Any) -> httpx.Response:
+    return httpx.post(url + path, json=body, headers={"authorization": f"Bearer {token}"}, timeout=60, **kw)
+
+
+def test_openai_client_run(client: openai.OpenAI) -> None:
+    response = client.fine_tuning.alpha.graders.run(
+        grader=string_check(), model_sample="42", item={"answer": "42"}
+    )  # type: ignore[arg-type]
+    assert response.reward == 1.0
+    assert response.metadata.errors.invalid_variable_error is False
+    missing = client.fine_tuning.alpha.graders.run(grader=string_check(), model_sample="42", item={})  # type: ignore[arg-type]
+    assert missing.reward == 0.0 and missing.metadata.errors.invalid_variable_error is True
+
+
+def test_openai_client_run_python_grader_sandboxed(client: openai.OpenAI) -> None:
+    grader = json.loads((EXAMPLES / "chip_wiring" / "grader.json").read_text())
+    ref = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    response = client.fine_tuning.alpha.graders.run(
+        grader=grader, model_sample=json.dumps({"predicted": ref[:1]}), item={"reference_answer": ref}
+    )
+    assert response.reward == pytest.approx(2 / 3)
+
+
+def test_openai_client_validate(client: openai.OpenAI) -> None:
+    ok = client.fine_tuning.alpha.graders.validate(grader=string_check())  # type: ignore[arg-type]
+    assert ok.grader is not None and ok.grader.type == "string_check"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.fine_tuning.alpha.graders.validate(grader=string_check("neq"))  # type: ignore[arg-type]
+    assert "did you mean `ne`" in str(info.value) and "operation" in str(info.value)
+
+
+def test_bad_formula_on_run_is_a_flagged_result(url: str) -> None:
+    bad = {"type": "multi", "name": "m", "graders": {"a": string_check()}, "calculate_output": "a +"}
+    body = post(url, "/v1/fine_tuning/alpha/graders/run", {"grader": bad, "model_sample": "x"}).json()
+    assert body["metadata"]["errors"]["formula_parse_error"] is True and body["reward"] == 0.0
+
+
+def test_register_once_then_grade_by_id_with_dedupe(url: str) -> None:
+    registered = post(url, "/v1/graders", {"grader": string_check("ilike")}).json()
+    assert registered["id"].startswith("grader_")
+    again = post(url, "/v1/graders", {"grader": string_check("ilike")}).json()
+    assert again["id"] == registered["id"]
+    rows = [{"sample": "YES", "item": {"answer": "yes"}}] * 3 + [
+        {"sample": "no", "item": {"answer": "yes"}},
+        {"bad": 1},
+    ]
+    body = post(url, "/v1/grade", {"grader": registered["id"], "rows": rows}).json()
+    assert [r["reward"] for r in body["results"]] == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert body["results"][4]["metadata"]["errors"]["sample_parse_error"]
+    fetched = httpx.get(
+        url + f"/v1/graders/{registered['id']}", headers={"authorization": f"Bearer {TOKEN}"}
+    ).json()
+    assert fetched["grader"]["operation"] == "ilike"
+
+
+def test_preloaded_grader_by_name_and_default(url: str) -> None:
+    rows = [
+        {
+            "sample": json.dumps({"reasoning": "36", "answer": "31"}),
+            "item": {"answer": "31", "key_quantity": "36"},
+        }
+    ]
+    named = post(url, "/v1/grade", {"grader": "math", "rows": rows}).json()
+    default = post(url, "/v1/grade", {"rows": rows}).json()
+    assert named["results"][0]["reward"] == default["results"][0]["reward"] == 1.0
+
+
+def test_stream_returns_ndjson_with_indices(url: str) -> None:
+    rows = [{"sample": str(i % 7), "item": {"answer": "3"}} for i in range(1500)]
+    with httpx.stream(
+        "POST",
+        url + "/v1/grade",
+        json={"grader": string_check(), "rows": rows, "stream": True},
+        headers={"authorization": f"Bearer {TOKEN}"},
+        timeout=60,
+    ) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert sorted(line["index"] for line in lines) == list(range(1500))
+    assert all(
+        line["result"]["reward"] == (1.0 if int(rows[line["index"]]["sample"]) == 3 else 0.0)
+        for line in lines
+    )
+
+
+def test_openrlhf_shaped_client(url: str) -> None:
+    body = {
+        "query": ["Q: 2+2?\nA: 4", "Q: 2+2?\nA: 5", "unrelated 4"],
+        "prompts": ["Q: 2+2?\nA: ", "Q: 2+2?\nA: ", "nope"],
+        "labels": ["4", "4", "4"],
+    }
+    grader = post(url, "/v1/graders", {"grader": string_check(reference="{{ item.label }}")}).json()["id"]
+    reply = post(url, f"/v1/openrlhf/reward?grader={grader}", body).json()
+    assert reply["rewards"] == [1.0, 0.0, 0.0]  # the third: prompt not a prefix -> whole query graded
+    assert reply["scores"] == reply["rewards"] and reply["extra_logs"]["rftgrade_error"] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "token", "status", "needle"),
+    [
+        ("/v1/grade", "{not json", TOKEN, 400, "not valid JSON"),
+        ("/v1/grade", {"grader": "grader_nope", "rows": []}, TOKEN, 404, "no grader registered"),
+        ("/v1/grade", {"rows": "not a list"}, TOKEN, 400, "rows"),
+        ("/v1/grade", {"grader": string_check("neq"), "rows": []}, TOKEN, 400, "did you mean"),
+        ("/v1/grade", {"grader": "math", "rows": [{"sample": "x" * 3_000_000}]}, TOKEN, 413, "over"),
+        ("/v1/grade", {"grader": "math", "rows": []}, "wrong", 401, "token"),
+        ("/v1/fine_tuning/alpha/graders/run", {"grader": string_check()}, TOKEN, 400, "model_sample"),
+    ],
+)
+def test_error_answers(url: str, path: str, body: Any, token: str, status: int, needle: str) -> None:
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = httpx.post(url + path, content=data, headers=headers, timeout=30)
+    assert response.status_code == status, response.text
+    assert needle in response.json()["error"]["message"]
+
+
+def test_hanging_grader_does_not_block_other_clients(url: str) -> None:
+    results: dict[str, Any] = {}
+
+    def hang() -> None:
+        results["hang"] = post(
+            url,
+            "/v1/grade",
+            {"grader": HANG, "rows": [{"sample": "x", "item": {"hang": True}}, {"sample": "x", "item": {}}]},
+        ).json()
+
+    thread = threading.Thread(target=hang)
+    thread.start()
+    time.sleep(0.3)
+    start = time.perf_counter()
+    quick = post(
+        url, "/v1/grade", {"grader": string_check(), "rows": [{"sample": "a", "item": {"answer": "a"}}]}
+    )
+    assert quick.status_code == 200 and time.perf_counter() - start < 1.5
+    assert httpx.get(url + "/healthz").json()["status"] == "ok"
+    thread.join(30)
+    hung, fine = results["hang"]["results"]
+    assert hung["metadata"]["errors"]["unresponsive_reward_error"] and hung["reward"] == 0.0
+    assert fine["reward"] == 1.0
+
+
+def test_metrics(url: str) -> None:
+    post(url, "/v1/grade", {"grader": string_check(), "rows": [{"sample": "a", "item": {}}]})
+    text = httpx.get(url + "/metrics").text
+    for name in (
+        "rftgrade_requests_total",
+        "rftgrade_samples_total",
+        "rftgrade_request_seconds_bucket",
+        'rftgrade_sample_errors_total{flag="invalid_variable_error"}',
+        "rftgrade_inflight_rows",
+        "rftgrade_pool_workers",
+        "rftgrade_graders",
+    ):
+        assert name in text, name
+
+
+def test_overload_answers_429_with_retry_after() -> None:
+    registry = GraderRegistry(python=SandboxExecutor("process", workers=1, limits=Limits(timeout=3.0)))
+    slow = {
+        "type": "python",
+        "name": "slow",
+        "source": "import time\ndef grade(s, i):\n    time.sleep(1)\n    return 1.0\n",
+    }
+    with running_server(ServerConfig(max_inflight_rows=2), registry) as base:
+        holder = threading.Thread(
+            target=lambda: httpx.post(
+                base + "/v1/grade",
+                json={"grader": slow, "rows": [{"sample": "a", "item": {}}, {"sample": "b", "item": {}}]},
+                timeout=30,
+            )
+        )
+        holder.start()
+        time.sleep(0.5)
+        refused = httpx.post(
+            base + "/v1/grade", json={"grader": slow, "rows": [{"sample": "c", "item": {}}]}, timeout=30
+        )
+        holder.join()
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        after = httpx.post(
+            base + "/v1/grade",
+            json={"grader": string_check(), "rows": [{"sample": "c", "item": {}}]},
+            timeout=30,
+        )
+        assert after.status_code == 200
