@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ["benchmarks.bench_deterministic", "benchmarks.bench_sandbox", "benchmarks.bench_judge", "benchmarks.bench_server"]
+MODULES = [
+    "benchmarks.bench_deterministic",
+    "benchmarks.bench_sandbox",
+    "benchmarks.bench_judge",
+    "benchmarks.bench_server",
+]
 
 
 def main() -> int:

@@ -31,8 +31,13 @@ import httpx
 from benchmarks._common import write
 from benchmarks.bench_sandbox import CHIP, chip_rows, in_process
 
-STRING_CHECK = {"type": "string_check", "name": "eq", "input": "{{ sample.output_text }}",
-                "reference": "{{ item.answer }}", "operation": "eq"}
+STRING_CHECK = {
+    "type": "string_check",
+    "name": "eq",
+    "input": "{{ sample.output_text }}",
+    "reference": "{{ item.answer }}",
+    "operation": "eq",
+}
 
 
 def _port() -> int:
@@ -49,14 +54,19 @@ def _rss_mb(pid: int) -> float:
 
 
 def _children_rss_mb(pid: int) -> float:
-    out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout.split()
     return sum(int(x) for x in out) / 1024
 
 
 def _workers() -> dict[str, int]:
-    containers = subprocess.run(["docker", "ps", "-aq", "--filter", "label=rftgrade.sandbox"], capture_output=True,
-                                text=True).stdout.split()
-    sandboxed = subprocess.run(["ps", "-o", "pid=", "-u", "65534"], capture_output=True, text=True).stdout.split()
+    containers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=rftgrade.sandbox"], capture_output=True, text=True
+    ).stdout.split()
+    sandboxed = subprocess.run(
+        ["ps", "-o", "pid=", "-u", "65534"], capture_output=True, text=True
+    ).stdout.split()
     return {"containers": len(containers), "uid65534_processes": len(sandboxed)}
 
 
@@ -77,8 +87,22 @@ def main() -> None:
     t_loop = min(in_process(rows) for _ in range(3))
     port = _port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "rftgrade", "serve", "--port", str(port), "--grader", f"chip={CHIP}",
-                               "--sandbox", args.sandbox], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rftgrade",
+            "serve",
+            "--port",
+            str(port),
+            "--grader",
+            f"chip={CHIP}",
+            "--sandbox",
+            args.sandbox,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     report: dict[str, Any] = {"samples": args.samples, "in_process_loop_rows_per_s": args.samples / t_loop}
     try:
         client = httpx.Client(timeout=600)
@@ -97,20 +121,29 @@ def main() -> None:
             response = client.post(url + "/v1/grade", json={"grader": "chip", "rows": batch})
             latencies.append(time.perf_counter() - start)
             results = response.json()["results"]
-            assert len(results) == args.samples and all(not r["metadata"].get("error_messages") for r in results)
+            assert len(results) == args.samples and all(
+                not r["metadata"].get("error_messages") for r in results
+            )
         grader_json = json.loads(CHIP.read_text())
         singles = []
         for row in rows[:300]:
             start = time.perf_counter()
-            client.post(url + "/v1/fine_tuning/alpha/graders/run",
-                        json={"grader": grader_json, "model_sample": row["sample"], "item": row["item"]})
+            client.post(
+                url + "/v1/fine_tuning/alpha/graders/run",
+                json={"grader": grader_json, "model_sample": row["sample"], "item": row["item"]},
+            )
             singles.append(time.perf_counter() - start)
         report["server_batch"] = {
             "rows_per_s": args.samples / statistics.median(latencies),
-            "p50_s": statistics.median(latencies), "p99_s": pct(latencies, 0.99),
-            "vs_in_process_loop": (args.samples / statistics.median(latencies)) / report["in_process_loop_rows_per_s"],
+            "p50_s": statistics.median(latencies),
+            "p99_s": pct(latencies, 0.99),
+            "vs_in_process_loop": (args.samples / statistics.median(latencies))
+            / report["in_process_loop_rows_per_s"],
         }
-        report["server_single"] = {"p50_ms": 1000 * statistics.median(singles), "p99_ms": 1000 * pct(singles, 0.99)}
+        report["server_single"] = {
+            "p50_ms": 1000 * statistics.median(singles),
+            "p99_ms": 1000 * pct(singles, 0.99),
+        }
         print(json.dumps(report, indent=1), flush=True)
 
         # -- soak -------------------------------------------------------------
@@ -131,7 +164,10 @@ def main() -> None:
                     body = {"grader": grader_json, "model_sample": row["sample"], "item": row["item"]}
                     r = local.post(url + "/v1/fine_tuning/alpha/graders/run", json=body)
                 elif kind == 2:
-                    body = {"grader": STRING_CHECK, "rows": [{"sample": str(i), "item": {"answer": "1"}} for i in range(5000)]}
+                    body = {
+                        "grader": STRING_CHECK,
+                        "rows": [{"sample": str(i), "item": {"answer": "1"}} for i in range(5000)],
+                    }
                     r = local.post(url + "/v1/grade", json=body)
                 else:
                     body = {"grader": "chip", "rows": chip_rows(1000, seed=7 * n), "stream": True}
@@ -146,15 +182,27 @@ def main() -> None:
             t.start()
         samples = []
         while any(t.is_alive() for t in threads):
-            samples.append({"t": round(args.soak_seconds - (stop - time.time()), 1), "rss_mb": _rss_mb(server.pid),
-                            "children_rss_mb": _children_rss_mb(server.pid), **_workers()})
+            samples.append(
+                {
+                    "t": round(args.soak_seconds - (stop - time.time()), 1),
+                    "rss_mb": _rss_mb(server.pid),
+                    "children_rss_mb": _children_rss_mb(server.pid),
+                    **_workers(),
+                }
+            )
             time.sleep(5)
         for t in threads:
             t.join()
         first, last = samples[1] if len(samples) > 1 else samples[0], samples[-1]
-        report["soak"] = {"seconds": args.soak_seconds, **counts, "rss_mb_after_warmup": first["rss_mb"],
-                          "rss_mb_end": last["rss_mb"], "rss_mb_max": max(s["rss_mb"] for s in samples),
-                          "workers_end": {k: last[k] for k in ("containers", "uid65534_processes")}, "trace": samples}
+        report["soak"] = {
+            "seconds": args.soak_seconds,
+            **counts,
+            "rss_mb_after_warmup": first["rss_mb"],
+            "rss_mb_end": last["rss_mb"],
+            "rss_mb_max": max(s["rss_mb"] for s in samples),
+            "workers_end": {k: last[k] for k in ("containers", "uid65534_processes")},
+            "trace": samples,
+        }
         print(json.dumps({k: v for k, v in report["soak"].items() if k != "trace"}, indent=1))
     finally:
         server.terminate()
@@ -162,20 +210,26 @@ def main() -> None:
     time.sleep(2)
     report["after_shutdown_workers"] = _workers()
     b, s, k = report["server_batch"], report["server_single"], report["soak"]
-    md = "\n".join([
-        f"# Reward server ({args.samples:,}-sample chip-wiring batches, sandbox `{args.sandbox}`, {os.cpu_count()} cores)",
-        "",
-        "| | rows/s | p50 | p99 |", "|---|---:|---:|---:|",
-        f"| in-process loop, unsandboxed | {report['in_process_loop_rows_per_s']:,.0f} | - | - |",
-        f"| `POST /v1/grade`, {args.samples:,} rows, sandboxed | {b['rows_per_s']:,.0f} ({b['vs_in_process_loop']:.2f}x) | "
-        f"{b['p50_s']:.2f} s | {b['p99_s']:.2f} s |",
-        f"| `graders/run`, 1 row | - | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms |",
-        "",
-        f"Soak, {k['seconds']:.0f} s of mixed load from 4 clients: {k['requests']:,} requests, {k['rows']:,} rows, "
-        f"{k['errors']} errors; server RSS {k['rss_mb_after_warmup']:.0f} MB after warm-up, {k['rss_mb_end']:.0f} MB at the end "
-        f"(max {k['rss_mb_max']:.0f} MB); sandbox workers at the end {k['workers_end']}, after shutdown "
-        f"{report['after_shutdown_workers']}.",
-    ]) + "\n"
+    md = (
+        "\n".join(
+            [
+                f"# Reward server ({args.samples:,}-sample chip-wiring batches, sandbox `{args.sandbox}`, {os.cpu_count()} cores)",
+                "",
+                "| | rows/s | p50 | p99 |",
+                "|---|---:|---:|---:|",
+                f"| in-process loop, unsandboxed | {report['in_process_loop_rows_per_s']:,.0f} | - | - |",
+                f"| `POST /v1/grade`, {args.samples:,} rows, sandboxed | {b['rows_per_s']:,.0f} ({b['vs_in_process_loop']:.2f}x) | "
+                f"{b['p50_s']:.2f} s | {b['p99_s']:.2f} s |",
+                f"| `graders/run`, 1 row | - | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms |",
+                "",
+                f"Soak, {k['seconds']:.0f} s of mixed load from 4 clients: {k['requests']:,} requests, {k['rows']:,} rows, "
+                f"{k['errors']} errors; server RSS {k['rss_mb_after_warmup']:.0f} MB after warm-up, {k['rss_mb_end']:.0f} MB at the end "
+                f"(max {k['rss_mb_max']:.0f} MB); sandbox workers at the end {k['workers_end']}, after shutdown "
+                f"{report['after_shutdown_workers']}.",
+            ]
+        )
+        + "\n"
+    )
     print(f"wrote {write('server', report, md)}")
 
 

@@ -10,6 +10,7 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 [ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "setup: installing ${need_apt[*]}"

@@ -383,7 +383,9 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                 results = await grade(grader, unique_rows)
                 record(grader, results)
                 dicts = [r.to_dict() for r in results]
-                return _fast_json({"object": "list", "grader_id": grader.id, "results": [dicts[slot[k]] for k in keys]})
+                return _fast_json(
+                    {"object": "list", "grader_id": grader.id, "results": [dicts[slot[k]] for k in keys]}
+                )
 
             return await admitted(len(unique_rows), work)
 
