@@ -37,12 +37,12 @@ if docker info >/dev/null 2>&1; then
   inputs=$(cat sandbox/Dockerfile sandbox/worker.py sandbox/requirements*.txt | sha256sum | cut -c1-16)
   label=$(docker image inspect rftgrade/sandbox:latest --format '{{ index .Config.Labels "org.rftgrade.inputs" }}' 2>/dev/null || true)
   if [ "$label" != "$inputs" ]; then
-    RFTGRADE_IMAGE_INPUTS=$inputs rftgrade sandbox build --backend docker
+    RFTGRADE_IMAGE_INPUTS=$inputs $PY -m rftgrade sandbox build --backend docker
   fi
 fi
 
 # The bwrap sandbox's read-only Python environment (wheels fetched on the host).
 if [ ! -x /var/lib/rftgrade/sandbox-venv/bin/python ] || ! cmp -s sandbox/requirements.txt /var/lib/rftgrade/sandbox-venv/requirements.txt; then
-  rftgrade sandbox build --backend bwrap
+  $PY -m rftgrade sandbox build --backend bwrap
   cp sandbox/requirements.txt /var/lib/rftgrade/sandbox-venv/requirements.txt
 fi
