@@ -35,6 +35,13 @@ DEFAULT_VENV = Path(os.environ.get("RFTGRADE_SANDBOX_VENV", "/var/lib/rftgrade/s
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
+def _as_sandbox_user() -> dict[str, Any]:
+    """subprocess arguments that drop to the sandbox uid when we run as root."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []}
+
+
 class BwrapBackend(SandboxBackend):
     name = "bwrap"
     isolated = True
@@ -79,7 +86,7 @@ class BwrapBackend(SandboxBackend):
             "--",
             "/usr/bin/true",
         ]
-        kwargs = {"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []} if os.geteuid() == 0 else {}
+        kwargs = _as_sandbox_user()
         try:
             done: subprocess.CompletedProcess[bytes] = subprocess.run(
                 probe, capture_output=True, timeout=20, **kwargs
@@ -176,9 +183,7 @@ class BwrapBackend(SandboxBackend):
         fd = seccomp_bpf_fd()
         info_r, info_w = os.pipe()
         try:
-            kwargs: dict[str, Any] = (
-                {"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []} if os.geteuid() == 0 else {}
-            )
+            kwargs = _as_sandbox_user()
             argv = self.argv(limits, fd)
             argv[1:1] = ["--info-fd", str(info_w)]
             proc = await asyncio.create_subprocess_exec(

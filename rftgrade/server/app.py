@@ -277,7 +277,8 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         except BackendUnavailableError as exc:
             return _error(400, str(exc), param="grader", code="backend_unavailable")
 
-    async def admitted(n: int, work: Callable[[], Awaitable[Response]]) -> Response:
+    def refuse(n: int) -> JSONResponse | None:
+        """Admit ``n`` rows (the caller releases them) or say why not."""
         if n > config.max_rows_per_request:
             return _error(
                 413,
@@ -293,6 +294,12 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                 code="overloaded",
                 headers={"Retry-After": str(config.retry_after_seconds)},
             )
+        return None
+
+    async def admitted(n: int, work: Callable[[], Awaitable[Response]]) -> Response:
+        refusal = refuse(n)
+        if refusal is not None:
+            return refusal
         try:
             return await work()
         finally:
@@ -390,21 +397,9 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
             return await admitted(len(unique_rows), work)
 
         n = len(unique_rows)
-        if n > config.max_rows_per_request:
-            return _error(
-                413,
-                f"{n:,} rows in one request; the limit is {config.max_rows_per_request:,}",
-                param="rows",
-                code="too_many_rows",
-            )
-        if not admission.try_acquire(n):
-            metrics.rejected.inc()
-            return _error(
-                429,
-                "the server is busy; retry shortly",
-                code="overloaded",
-                headers={"Retry-After": str(config.retry_after_seconds)},
-            )
+        refusal = refuse(n)
+        if refusal is not None:
+            return refusal
         positions: dict[int, list[int]] = {}
         for i, key in enumerate(keys):
             positions.setdefault(slot[key], []).append(i)
