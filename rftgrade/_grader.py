@@ -87,7 +87,9 @@ DEFAULT_MAX_SAMPLE_CHARS = 2_000_000
 
 def _to_row(row: RowLike | Any, max_chars: int) -> tuple[Row | None, str | None, bool]:
     try:
-        if isinstance(row, tuple) and len(row) == 2:
+        if type(row) is dict and "sample" in row:  # the common case, without ABC checks
+            sample, item = row["sample"], row.get("item")
+        elif isinstance(row, tuple) and len(row) == 2:
             sample, item = row
         elif isinstance(row, Mapping):
             if "sample" not in row:

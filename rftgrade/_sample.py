@@ -9,29 +9,98 @@ are normalised here once, before any grader runs.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Sample", "SampleLike", "make_sample"]
 
 _MISSING: Any = object()
+_LAZY: Any = object()
+
+
+class _Namespace(dict[str, Any]):
+    """``sample`` for templates; ``output_json`` and ``choices`` are built only if a template reads them."""
+
+    def __init__(self, sample: Sample) -> None:
+        super().__init__(output_text=sample.output_text, output_tools=sample.output_tools)
+        if sample.output_audio is not None:
+            self["output_audio"] = sample.output_audio
+        self._sample = sample
+
+    def _resolve(self, key: object) -> None:
+        if dict.__contains__(self, key):
+            return
+        if key == "output_json" and self._sample.has_json:
+            self["output_json"] = self._sample.output_json
+        elif key == "choices":
+            self["choices"] = self._sample.choices
+
+    def __contains__(self, key: object) -> bool:
+        self._resolve(key)
+        return dict.__contains__(self, key)
+
+    def __missing__(self, key: str) -> Any:
+        self._resolve(key)
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+
 _SPACE = frozenset(" \t\r\n")
 _JSON_HEADS = frozenset('{["-0123456789tfn')
 
 
-@dataclass(slots=True)
 class Sample:
-    """One model output, normalised."""
+    """One model output, normalised.
 
-    output_text: str
-    output_json: Any = _MISSING
-    output_tools: list[Any] = field(default_factory=list)
-    choices: list[Any] = field(default_factory=list)
-    output_audio: Any = None
-    json_from_text: bool = False
-    """``output_json`` was parsed from ``output_text`` (so a receiver can re-derive it)."""
-    default_choices: bool = False
-    """``choices`` is the single assistant message built from the text and tools."""
+    ``output_json`` parsed from the text is parsed lazily, on first use: a python
+    grader's sandbox re-derives it on its side, so the host never pays for it.
+    """
+
+    __slots__ = (
+        "_choices",
+        "_json",
+        "default_choices",
+        "json_from_text",
+        "output_audio",
+        "output_text",
+        "output_tools",
+    )
+
+    def __init__(
+        self,
+        output_text: str,
+        output_json: Any = _MISSING,
+        output_tools: list[Any] | None = None,
+        choices: list[Any] | None = None,
+        output_audio: Any = None,
+        *,
+        json_from_text: bool = False,
+        default_choices: bool = False,
+    ) -> None:
+        self.output_text = output_text
+        self._json = output_json
+        self.output_tools = output_tools if output_tools is not None else []
+        self._choices = choices
+        self.output_audio = output_audio
+        self.json_from_text = json_from_text
+        """``output_json`` comes from ``output_text`` (so a receiver can re-derive it)."""
+        self.default_choices = default_choices
+        """``choices`` is the single assistant message built from the text and tools."""
+
+    @property
+    def choices(self) -> list[Any]:
+        if self._choices is None:
+            message: dict[str, Any] = {"role": "assistant", "content": self.output_text}
+            if self.output_tools:
+                message["tool_calls"] = self.output_tools
+            self._choices = [_choice(message)] if self.default_choices else []
+        return self._choices
+
+    @property
+    def output_json(self) -> Any:
+        if self._json is _LAZY:
+            self._json = _parse_json(self.output_text)
+        return self._json
 
     @property
     def has_json(self) -> bool:
@@ -39,17 +108,8 @@ class Sample:
         return self.output_json is not _MISSING
 
     def namespace(self) -> dict[str, Any]:
-        """The ``sample`` mapping templates and python graders read."""
-        ns: dict[str, Any] = {
-            "output_text": self.output_text,
-            "output_tools": self.output_tools,
-            "choices": self.choices,
-        }
-        if self.has_json:
-            ns["output_json"] = self.output_json
-        if self.output_audio is not None:
-            ns["output_audio"] = self.output_audio
-        return ns
+        """The ``sample`` mapping templates read (``output_json`` resolved on first lookup)."""
+        return _Namespace(self)
 
     def to_python_arg(self) -> dict[str, Any]:
         """The ``sample`` dict passed to ``grade(sample, item)``: OpenAI's documented shape."""
@@ -128,8 +188,7 @@ def make_sample(value: SampleLike) -> Sample:
     if isinstance(value, str):
         return Sample(
             output_text=value,
-            output_json=_parse_json(value),
-            choices=[_choice({"role": "assistant", "content": value})],
+            output_json=_LAZY,
             json_from_text=True,
             default_choices=True,
         )
@@ -140,12 +199,10 @@ def make_sample(value: SampleLike) -> Sample:
         if text is None and "output_json" in value:
             text = json.dumps(value["output_json"], ensure_ascii=False)
         text = _content_text(text)
-        out_json = value["output_json"] if "output_json" in value else _parse_json(text)
+        out_json = value.get("output_json", _LAZY)
         tools = list(value.get("output_tools") or [])
         given_choices = list(value.get("choices") or [])
-        choices = given_choices or [
-            _choice({"role": "assistant", "content": text, **({"tool_calls": tools} if tools else {})})
-        ]
+        choices = given_choices or None
         return Sample(
             text,
             out_json,
@@ -172,7 +229,7 @@ def _from_message(message: dict[str, Any], choices: list[Any] | None) -> Sample:
     tools = list(message.get("tool_calls") or [])
     return Sample(
         output_text=text,
-        output_json=_parse_json(text),
+        output_json=_LAZY,
         output_tools=tools,
         choices=choices if choices is not None else [_choice(message)],
         output_audio=message.get("audio"),

@@ -192,6 +192,7 @@ class Worker:
         # the channel at fork and exits as soon as grade() returns in it.
         os.register_at_fork(after_in_child=self._after_fork, after_in_parent=self._forked)
         self.spawned_children = False
+        self._capture = _BoundedCapture()
         self.timeout = 120.0
         signal.signal(signal.SIGALRM, self._on_alarm)
 
@@ -271,7 +272,9 @@ class Worker:
 
     # -- one call, in this process --------------------------------------------
     def _call(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
-        capture = _BoundedCapture()
+        capture = self._capture
+        if capture.size or capture.dropped:  # reuse the (cheap) capture until a grader prints
+            capture = self._capture = _BoundedCapture()
         old_out, old_err = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
         start = time.perf_counter()
@@ -297,7 +300,8 @@ class Worker:
             result = {"error": "runtime", "error_type": type(exc).__name__, "details": _trim_traceback(exc)}
         finally:
             sys.stdout, sys.stderr = old_out, old_err
-        result["stdout"] = capture.value()
+        if capture.size or capture.dropped:
+            result["stdout"] = capture.value()
         result["duration"] = time.perf_counter() - start
         return result
 

@@ -17,17 +17,26 @@ from rftgrade._template import Template, VariableError
 __all__ = ["CompiledGrader", "Row", "Runtime", "render"]
 
 
-@dataclass(slots=True)
 class Row:
-    """One ``(sample, item)`` to grade, with the template namespaces built once."""
+    """One ``(sample, item)`` to grade; the template namespaces are built on first use."""
 
-    sample: Sample
-    item: dict[str, Any]
-    ns: dict[str, Any]
+    __slots__ = ("_ns", "item", "sample")
+
+    def __init__(self, sample: Sample, item: dict[str, Any]) -> None:
+        self.sample = sample
+        self.item = item
+        self._ns: dict[str, Any] | None = None
 
     @classmethod
     def make(cls, sample: Sample, item: dict[str, Any]) -> Row:
-        return cls(sample, item, {"sample": sample.namespace(), "item": item})
+        return cls(sample, item)
+
+    @property
+    def ns(self) -> dict[str, Any]:
+        """``{"sample": ..., "item": ...}`` for templates (python graders never need it)."""
+        if self._ns is None:
+            self._ns = {"sample": self.sample.namespace(), "item": self.item}
+        return self._ns
 
 
 @dataclass
