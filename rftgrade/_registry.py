@@ -14,17 +14,13 @@ from rftgrade._exceptions import GraderValidationError, Problem
 from rftgrade._executors import JudgeExecutor, PythonExecutor
 from rftgrade._grader import Grader, grader_id
 from rftgrade._load import GraderLike, load_spec
-from rftgrade._specs import AnyGrader, LabelModelGrader, MultiGrader, PythonGrader, ScoreModelGrader
+from rftgrade._specs import LabelModelGrader, PythonGrader, ScoreModelGrader, grader_parts
 
 __all__ = ["GraderRegistry", "UnknownGraderError"]
 
 
 class UnknownGraderError(KeyError):
     """No grader is registered under that id or name."""
-
-
-def _parts(spec: AnyGrader) -> list[AnyGrader]:
-    return list(spec.graders.values()) if isinstance(spec, MultiGrader) else [spec]
 
 
 class GraderRegistry:
@@ -85,7 +81,7 @@ class GraderRegistry:
         with self._lock:
             existing = self._by_id.get(gid)
         if existing is None:
-            parts = _parts(spec)
+            parts = grader_parts(spec)
             python = self.python_executor() if any(isinstance(p, PythonGrader) for p in parts) else None
             judge = (
                 self.judge_executor()
@@ -121,12 +117,6 @@ class GraderRegistry:
         if grader is None:
             raise UnknownGraderError(ref)
         return grader
-
-    def resolve(self, ref_or_spec: str | dict[str, Any]) -> Grader:
-        """A grader from an id, a name, or grader JSON (registered on the fly)."""
-        if isinstance(ref_or_spec, str):
-            return self.get(ref_or_spec)
-        return self.add(ref_or_spec)
 
     def names(self) -> dict[str, str]:
         with self._lock:

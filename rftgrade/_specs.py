@@ -31,6 +31,7 @@ __all__ = [
     "StringCheckGrader",
     "SubGrader",
     "TextSimilarityGrader",
+    "grader_parts",
 ]
 
 GRADER_TYPES = ("string_check", "text_similarity", "python", "score_model", "label_model", "multi")
@@ -253,3 +254,8 @@ AnyGrader = Union[
     MultiGrader,
 ]
 GraderSpec = Annotated[AnyGrader, Field(discriminator="type")]
+
+
+def grader_parts(spec: AnyGrader) -> list[AnyGrader]:
+    """The graders that do the work: a ``multi``'s sub-graders, else the grader itself."""
+    return list(spec.graders.values()) if isinstance(spec, MultiGrader) else [spec]

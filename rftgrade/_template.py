@@ -34,10 +34,9 @@ class TemplateSyntaxError(ValueError):
 class VariableError(LookupError):
     """A template variable is missing from the sample or the item at render time."""
 
-    def __init__(self, variable: str, reason: str, *, from_output_json: bool = False) -> None:
+    def __init__(self, variable: str, reason: str) -> None:
         self.variable = variable
         self.reason = reason
-        self.from_output_json = from_output_json
         super().__init__(f"{{{{ {variable} }}}}: {reason}")
 
 
@@ -168,12 +167,11 @@ def _lookup(var: _Var, namespaces: dict[str, Any]) -> Any:
                     raise VariableError(var.text, f"index {idx} is out of range in {walked}")
                 value = value[idx]
             else:
-                from_json = var.namespace == "sample" and walked.startswith("sample.output_json")
                 if isinstance(value, dict):
                     keys = ", ".join(sorted(map(str, value))[:10]) or "no keys"
                     reason = f"{walked} has no key {step!r} (it has: {keys})"
                 else:
                     reason = f"{walked} is {type(value).__name__}, not an object"
-                raise VariableError(var.text, reason, from_output_json=from_json)
+                raise VariableError(var.text, reason)
             walked = f"{walked}.{step}"
     return value

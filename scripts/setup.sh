@@ -11,6 +11,8 @@ command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 [ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The bwrap sandbox's venv is made with the system Python.
+/usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "setup: installing ${need_apt[*]}"

@@ -14,7 +14,7 @@ from rftgrade._sample import Sample
 from rftgrade._specs import AnyGrader
 from rftgrade._template import Template, VariableError
 
-__all__ = ["CompiledGrader", "Row", "Runtime", "render"]
+__all__ = ["CompiledGrader", "Row", "Runtime", "flag_variable_error", "render"]
 
 
 class Row:
@@ -89,17 +89,22 @@ class CompiledGrader:
         return {}
 
 
+def flag_variable_error(exc: VariableError, row: Row, result: GradeResult) -> None:
+    """A missing template variable: ``sample_parse_error`` when it is ``output_json`` of a
+    non-JSON output, else ``invalid_variable_error``."""
+    if exc.variable.startswith("sample.output_json") and not row.sample.has_json:
+        result.fail(
+            "sample_parse_error",
+            f"{{{{ {exc.variable} }}}}: the model output is not valid JSON, so sample.output_json is not available",
+        )
+    else:
+        result.fail("invalid_variable_error", str(exc))
+
+
 def render(template: Template, row: Row, result: GradeResult) -> str | None:
     """Render ``template`` for ``row``; on a missing variable flag ``result`` and return None."""
     try:
         return template.render(row.ns)
     except VariableError as exc:
-        if exc.variable.startswith("sample.output_json") and not row.sample.has_json:
-            result.fail(
-                "sample_parse_error",
-                f"{{{{ {exc.variable} }}}}: the model output is not valid JSON, so "
-                "sample.output_json is not available",
-            )
-        else:
-            result.fail("invalid_variable_error", str(exc))
+        flag_variable_error(exc, row, result)
         return None

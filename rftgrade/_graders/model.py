@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rftgrade._executors import JudgeReply, JudgeRequest
-from rftgrade._graders.base import CompiledGrader, Row, Runtime
+from rftgrade._graders.base import CompiledGrader, Row, Runtime, flag_variable_error
 from rftgrade._result import GradeResult, TokenUsage
 from rftgrade._specs import (
     InputAudio,
@@ -218,12 +218,7 @@ class _ModelGrader(CompiledGrader):
             try:
                 messages = _render_messages(self.messages, row)
             except VariableError as exc:
-                if exc.variable.startswith("sample.output_json") and not row.sample.has_json:
-                    result.fail(
-                        "sample_parse_error", f"{{{{ {exc.variable} }}}}: the model output is not valid JSON"
-                    )
-                else:
-                    result.fail("invalid_variable_error", str(exc))
+                flag_variable_error(exc, row, result)
                 continue
             pending.append((result, self._request(messages)))
         judge = runtime.judge

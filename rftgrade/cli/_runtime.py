@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rftgrade._executors import JudgeExecutor, PythonExecutor
-from rftgrade._specs import AnyGrader, LabelModelGrader, MultiGrader, PythonGrader, ScoreModelGrader
+from rftgrade._specs import AnyGrader, LabelModelGrader, PythonGrader, ScoreModelGrader, grader_parts
 
 __all__ = ["SandboxOption", "make_executors", "needs_judge", "needs_python"]
 
@@ -21,16 +21,12 @@ SandboxOption = Annotated[
 ]
 
 
-def _parts(spec: AnyGrader) -> list[AnyGrader]:
-    return list(spec.graders.values()) if isinstance(spec, MultiGrader) else [spec]
-
-
 def needs_python(spec: AnyGrader) -> bool:
-    return any(isinstance(g, PythonGrader) for g in _parts(spec))
+    return any(isinstance(g, PythonGrader) for g in grader_parts(spec))
 
 
 def needs_judge(spec: AnyGrader) -> bool:
-    return any(isinstance(g, (ScoreModelGrader, LabelModelGrader)) for g in _parts(spec))
+    return any(isinstance(g, (ScoreModelGrader, LabelModelGrader)) for g in grader_parts(spec))
 
 
 def make_executors(

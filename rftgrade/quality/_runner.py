@@ -11,7 +11,7 @@ import numpy as np
 
 from rftgrade._grader import Grader
 from rftgrade._result import GradeResult
-from rftgrade._specs import LabelModelGrader, MultiGrader, ScoreModelGrader
+from rftgrade._specs import LabelModelGrader, ScoreModelGrader
 from rftgrade.quality._probes import Probe
 
 __all__ = ["RunLog", "evaluate_probes", "grader_range", "run_repeats"]
@@ -136,12 +136,6 @@ def _by_step(rewards: np.ndarray, groups: list[int]) -> list[float]:
             steps.setdefault(k, []).append(float(rewards[start + k]))
         start += size
     return [float(np.mean(v)) for _, v in sorted(steps.items())]
-
-
-def is_model_grader(grader: Grader) -> bool:
-    spec = grader.spec
-    parts = list(spec.graders.values()) if isinstance(spec, MultiGrader) else [spec]
-    return any(isinstance(p, (ScoreModelGrader, LabelModelGrader)) for p in parts)
 
 
 def nan_if_failed(result: GradeResult) -> float:

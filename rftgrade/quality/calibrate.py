@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rftgrade._grader import Grader
-from rftgrade._specs import LabelModelGrader, MultiGrader, ScoreModelGrader
+from rftgrade._specs import LabelModelGrader, MultiGrader, ScoreModelGrader, grader_parts
 from rftgrade.quality._probes import QUESTION_KEYS, build_probes, find_key
 from rftgrade.quality._runner import (
     RunLog,
@@ -55,8 +55,7 @@ def human_values(rows: list[dict[str, Any]], grader: Grader) -> tuple[np.ndarray
 
 
 def _prompt_hash(grader: Grader) -> str:
-    spec = grader.spec
-    parts = list(spec.graders.values()) if isinstance(spec, MultiGrader) else [spec]
+    parts = grader_parts(grader.spec)
     prompts = [
         p.model_dump(mode="json").get("input")
         for p in parts
@@ -67,8 +66,7 @@ def _prompt_hash(grader: Grader) -> str:
 
 
 def _models(grader: Grader) -> list[str]:
-    spec = grader.spec
-    parts = list(spec.graders.values()) if isinstance(spec, MultiGrader) else [spec]
+    parts = grader_parts(grader.spec)
     return sorted({p.model for p in parts if isinstance(p, (ScoreModelGrader, LabelModelGrader))})
 
 

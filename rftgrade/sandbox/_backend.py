@@ -11,9 +11,8 @@ from rftgrade.sandbox._limits import Limits
 __all__ = ["WORKER_SOURCE", "SandboxBackend"]
 
 WORKER_SOURCE = Path(__file__).resolve().parent.parent.parent / "sandbox" / "worker.py"
-"""The stdlib-only worker; packaged copies fall back to the one shipped in the wheel."""
-if not WORKER_SOURCE.is_file():  # installed as a wheel: use the packaged copy
-    WORKER_SOURCE = Path(__file__).resolve().parent / "worker.py"
+"""The stdlib-only worker. It lives in the repository's ``sandbox/`` (beside the image
+definition), so sandboxes run from a source checkout (``pip install -e .``)."""
 
 
 class SandboxBackend(abc.ABC):

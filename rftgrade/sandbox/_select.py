@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from rftgrade._exceptions import BackendUnavailableError
-from rftgrade.sandbox._backend import SandboxBackend
+from rftgrade.sandbox._backend import WORKER_SOURCE, SandboxBackend
 
 __all__ = ["BACKENDS", "backend_class", "make_backend"]
 
@@ -36,6 +36,11 @@ def make_backend(name: str = "auto") -> SandboxBackend:
     Raises:
         BackendUnavailableError: the named backend cannot run here (with the reason).
     """
+    if not WORKER_SOURCE.is_file():
+        raise BackendUnavailableError(
+            f"the sandbox worker is missing ({WORKER_SOURCE}); python graders run from a source "
+            "checkout of rftgrade (git clone ... && pip install -e .)"
+        )
     if name == "auto":
         name = os.environ.get("RFTGRADE_SANDBOX", "auto")
     if name == "auto":

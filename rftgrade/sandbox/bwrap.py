@@ -35,6 +35,15 @@ DEFAULT_VENV = Path(os.environ.get("RFTGRADE_SANDBOX_VENV", "/var/lib/rftgrade/s
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
+_BASE_MOUNTS = (
+    # Only the runtime: /usr read-only (with the usual root symlinks), a fresh /proc and /dev.
+    "--ro-bind", "/usr", "/usr",
+    "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+    "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+    "--proc", "/proc", "--dev", "/dev",
+)  # fmt: skip
+
+
 def _as_sandbox_user() -> dict[str, Any]:
     """subprocess arguments that drop to the sandbox uid when we run as root."""
     if os.geteuid() != 0:
@@ -66,26 +75,7 @@ class BwrapBackend(SandboxBackend):
             import pyseccomp  # noqa: F401
         except ImportError:
             return "pyseccomp is not installed (pip install 'rftgrade[sandbox]')"
-        probe = [
-            "bwrap",
-            "--unshare-all",
-            "--die-with-parent",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--",
-            "/usr/bin/true",
-        ]
+        probe = ["bwrap", "--unshare-all", "--die-with-parent", *_BASE_MOUNTS, "--", "/usr/bin/true"]
         kwargs = _as_sandbox_user()
         try:
             done: subprocess.CompletedProcess[bytes] = subprocess.run(
@@ -130,28 +120,10 @@ class BwrapBackend(SandboxBackend):
             "--setenv",
             "MKL_NUM_THREADS",
             "1",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-            "--symlink",
-            "usr/bin",
-            "/bin",
-            "--symlink",
-            "usr/sbin",
-            "/sbin",
+            *_BASE_MOUNTS,
             "--ro-bind",
             str(self._dir),
             "/opt/rftgrade",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
             "--size",
             str(limits.disk_bytes),
             "--tmpfs",

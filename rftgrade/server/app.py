@@ -263,8 +263,10 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                 "start the server with --grader NAME=path.json",
                 param="grader",
             )
+        if not isinstance(ref, str):
+            return compile_grader(ref)
         try:
-            return registry.resolve(ref)
+            return registry.get(ref)
         except UnknownGraderError:
             return _error(
                 404,
@@ -272,6 +274,11 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                 param="grader",
                 code="unknown_grader",
             )
+
+    def compile_grader(source: dict[str, Any], name: str | None = None) -> Grader | JSONResponse:
+        """Compile (once) and register grader JSON, or the 400 that says why not."""
+        try:
+            return registry.add(source, name=name)
         except GraderValidationError as exc:
             return _problems_error(exc)
         except BackendUnavailableError as exc:
@@ -337,17 +344,9 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
     # -- compiled graders --------------------------------------------------------
     @app.post("/v1/graders")
     async def register(body: RegisterRequest) -> Response:
-        found = lookup(body.grader) if not body.name else None
-        if body.name:
-            try:
-                found = registry.add(body.grader, name=body.name)
-            except GraderValidationError as exc:
-                return _problems_error(exc)
-            except BackendUnavailableError as exc:
-                return _error(400, str(exc), param="grader", code="backend_unavailable")
+        found = compile_grader(body.grader, body.name)
         if isinstance(found, JSONResponse):
             return found
-        assert found is not None
         return JSONResponse({"id": found.id, "name": found.name, "type": found.type, "object": "grader"})
 
     @app.get("/v1/graders")

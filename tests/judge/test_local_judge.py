@@ -13,8 +13,6 @@ from rftgrade.judge import BatchScorer, ModelRoute, RoutingConfig
 from rftgrade.judge.local import LocalBackend, score_candidates
 from rftgrade.testing.tiny_lm import tiny_causal_lm, tiny_reward_model
 
-pytest.importorskip("torch")
-
 
 def scorer(backend: LocalBackend) -> BatchScorer:
     return BatchScorer(

@@ -218,6 +218,11 @@ def test_thread_left_running_recycles_worker(grader: Grader) -> None:
     threads = Grader({"type": "python", "name": "threads", "source": source}, python=grader.runtime.python)
     results = threads.run_batch([("a", {})] * 5)
     assert [r.reward for r in results] == [1.0] * 5
+    executor = grader.runtime.python
+    assert isinstance(executor, SandboxExecutor)
+    (pool,) = [p for p in executor.stats() if p["samples"] == 5]
+    # A shared worker with a stray thread is replaced after each sample; a forked child takes its thread with it.
+    assert pool["recycled"] == (5 if pool["isolation"] == "worker" else 0)
 
 
 def test_runtime_errors_carry_type_message_and_trimmed_traceback(grader: Grader) -> None:
