@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from rftgrade._result import TokenUsage
 
@@ -37,17 +37,24 @@ class PythonProgram:
     """``worker`` or ``sample``; ``None`` leaves it to the executor."""
 
 
-@dataclass(frozen=True)
-class PythonCall:
-    """One ``grade(sample, item)`` call."""
+class PythonCall(NamedTuple):
+    """One ``grade(sample, item)`` call.
 
-    sample: dict[str, Any]
+    ``sample`` is the sample in its compact wire form (:meth:`rftgrade.Sample.to_wire`:
+    the model's text alone, or a dict); the sandbox worker expands it into
+    OpenAI's sample dict. A tuple, not a dataclass: a batch builds one per row.
+    """
+
+    sample: str | dict[str, Any]
     item: dict[str, Any]
 
 
-@dataclass
-class PythonOutcome:
-    """What one call produced: a finite reward, or a classified failure."""
+class PythonOutcome(NamedTuple):
+    """What one call produced: a finite reward, or a classified failure.
+
+    A tuple of plain values: the garbage collector stops tracking it after its
+    first pass, which matters when a batch holds 25,000 of them.
+    """
 
     reward: float | None = None
     error: Literal["runtime", "server", "timeout"] | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from rftgrade._embeddings import Embedder
 from rftgrade._exceptions import GraderValidationError, Problem
 from rftgrade._executors import JudgeExecutor, PythonExecutor
+from rftgrade._gc import gc_paused
 from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
 from rftgrade._load import GraderLike, grader_to_dict, load_spec, unknown_key_warnings
 from rftgrade._portal import get_portal
@@ -103,7 +104,8 @@ def _to_row(row: RowLike | Any, max_chars: int) -> tuple[Row | None, str | None,
         truncated = False
         if isinstance(sample, str) and len(sample) > max_chars:
             sample, truncated = sample[:max_chars], True
-        return Row.make(make_sample(sample), item), None, truncated
+        # Text stays text until a grader reads it (python graders send it as is).
+        return Row(sample if type(sample) is str else make_sample(sample), item), None, truncated
     except TypeError as exc:
         return None, str(exc), False
 
@@ -169,18 +171,19 @@ class Grader:
         positions: list[int] = []
         results: list[GradeResult | None] = []
         truncated: set[int] = set()
-        for i, raw in enumerate(rows):
-            row, error, was_cut = _to_row(raw, self.max_sample_chars)
-            if was_cut:
-                truncated.add(len(prepared))
-            if row is None:
-                bad = GradeResult(reward=0.0, name=self.name, type=self.type)
-                bad.fail("sample_parse_error", error or "bad row")
-                results.append(bad)
-            else:
-                prepared.append(row)
-                positions.append(i)
-                results.append(None)
+        with gc_paused():
+            for i, raw in enumerate(rows):
+                row, error, was_cut = _to_row(raw, self.max_sample_chars)
+                if was_cut:
+                    truncated.add(len(prepared))
+                if row is None:
+                    bad = GradeResult(reward=0.0, name=self.name, type=self.type)
+                    bad.fail("sample_parse_error", error or "bad row")
+                    results.append(bad)
+                else:
+                    prepared.append(row)
+                    positions.append(i)
+                    results.append(None)
         return prepared, positions, results, truncated
 
     def _finish(
@@ -201,13 +204,19 @@ class Grader:
         return [r for r in results if r is not None]
 
     def run_batch(self, rows: Iterable[RowLike]) -> list[GradeResult]:
-        """Grade many rows, in order. One broken row never sinks the batch."""
-        prepared, positions, results, truncated = self._prepare(rows)
-        if self.compiled.is_sync:
-            graded = self.compiled.grade_rows(prepared)
-        else:
-            graded = get_portal().call(self._grade_async(prepared))
-        return self._finish(results, positions, graded, truncated)
+        """Grade many rows, in order. One broken row never sinks the batch.
+
+        The cyclic garbage collector is paused for the call (see :mod:`rftgrade._gc`):
+        the batch's own objects hold no cycles, and collections triggered by them
+        would walk the caller's whole heap (a trainer's is large) several times.
+        """
+        with gc_paused():
+            prepared, positions, results, truncated = self._prepare(rows)
+            if self.compiled.is_sync:
+                graded = self.compiled.grade_rows(prepared)
+            else:
+                graded = get_portal().call(self._grade_async(prepared))
+            return self._finish(results, positions, graded, truncated)
 
     async def arun_batch(self, rows: Iterable[RowLike]) -> list[GradeResult]:
         """Async :meth:`run_batch`."""

@@ -8,7 +8,7 @@ JSON of OpenAI's ``GraderRunResponse``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = ["ERROR_FLAGS", "GradeResult", "GraderErrors", "TokenUsage"]
@@ -100,39 +100,159 @@ class TokenUsage:
         }
 
 
-@dataclass(slots=True)
 class GradeResult:
     """The outcome of grading one ``(sample, item)``.
 
     A failure is never an exception: ``reward`` is 0 and ``errors`` says why, with a
     human-readable line per failure in ``error_messages``.
+
+    ``errors``, ``scores``, ``sub_rewards``, ``token_usage_per_model`` and
+    ``error_messages`` are created on first use: most results of a big batch are a
+    clean reward, and five containers a row are what makes the garbage collector
+    walk a 25,000-row batch again and again.
     """
 
-    reward: float
-    name: str
-    type: str
-    errors: GraderErrors = field(default_factory=GraderErrors)
-    execution_time: float = 0.0
-    scores: dict[str, Any] = field(default_factory=dict)
-    token_usage: TokenUsage | None = None
-    sampled_model_name: str | None = None
-    sub_rewards: dict[str, Any] = field(default_factory=dict)
-    token_usage_per_model: dict[str, TokenUsage] = field(default_factory=dict)
-    error_messages: list[str] = field(default_factory=list)
+    __slots__ = (
+        "_errors",
+        "_messages",
+        "_scores",
+        "_sub_rewards",
+        "_usage_per_model",
+        "execution_time",
+        "name",
+        "reward",
+        "sampled_model_name",
+        "token_usage",
+        "type",
+    )
+
+    def __init__(
+        self,
+        reward: float,
+        name: str,
+        type: str,
+        errors: GraderErrors | None = None,
+        execution_time: float = 0.0,
+        scores: dict[str, Any] | None = None,
+        token_usage: TokenUsage | None = None,
+        sampled_model_name: str | None = None,
+        sub_rewards: dict[str, Any] | None = None,
+        token_usage_per_model: dict[str, TokenUsage] | None = None,
+        error_messages: list[str] | None = None,
+    ) -> None:
+        self.reward = reward
+        self.name = name
+        self.type = type
+        self._errors = errors
+        self.execution_time = execution_time
+        self._scores = scores
+        self.token_usage = token_usage
+        self.sampled_model_name = sampled_model_name
+        self._sub_rewards = sub_rewards
+        self._usage_per_model = token_usage_per_model
+        self._messages = error_messages
+
+    @property
+    def errors(self) -> GraderErrors:
+        """``metadata.errors``: the flags."""
+        if self._errors is None:
+            self._errors = GraderErrors()
+        return self._errors
+
+    @errors.setter
+    def errors(self, value: GraderErrors) -> None:
+        self._errors = value
+
+    @property
+    def scores(self) -> dict[str, Any]:
+        """``metadata.scores``: a grader's named intermediate values."""
+        if self._scores is None:
+            self._scores = {}
+        return self._scores
+
+    @scores.setter
+    def scores(self, value: dict[str, Any]) -> None:
+        self._scores = value
+
+    @property
+    def sub_rewards(self) -> dict[str, Any]:
+        """``sub_rewards``: each sub-grader's reward (``multi`` graders)."""
+        if self._sub_rewards is None:
+            self._sub_rewards = {}
+        return self._sub_rewards
+
+    @sub_rewards.setter
+    def sub_rewards(self, value: dict[str, Any]) -> None:
+        self._sub_rewards = value
+
+    @property
+    def token_usage_per_model(self) -> dict[str, TokenUsage]:
+        """``model_grader_token_usage_per_model``."""
+        if self._usage_per_model is None:
+            self._usage_per_model = {}
+        return self._usage_per_model
+
+    @token_usage_per_model.setter
+    def token_usage_per_model(self, value: dict[str, TokenUsage]) -> None:
+        self._usage_per_model = value
+
+    @property
+    def error_messages(self) -> list[str]:
+        """One human-readable line per failure."""
+        if self._messages is None:
+            self._messages = []
+        return self._messages
+
+    @error_messages.setter
+    def error_messages(self, value: list[str]) -> None:
+        self._messages = value
 
     @property
     def ok(self) -> bool:
         """True when no error flag is set."""
-        return not self.errors.any
+        return self._errors is None or not self._errors.any
 
     def fail(self, flag: str, message: str, **details: str | None) -> GradeResult:
         """Mark this result failed with ``flag``; the reward becomes 0."""
-        setattr(self.errors, flag, True)
+        errors = self.errors
+        setattr(errors, flag, True)
         for key, value in details.items():
-            setattr(self.errors, key, value)
+            setattr(errors, key, value)
         self.error_messages.append(message)
         self.reward = 0.0
         return self
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.reward,
+            self.name,
+            self.type,
+            self.errors,
+            self.execution_time,
+            self.scores,
+            self.token_usage,
+            self.sampled_model_name,
+            self.sub_rewards,
+            self.token_usage_per_model,
+            self.error_messages,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GradeResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
+
+    def __repr__(self) -> str:
+        flags = ", ".join(self._errors.raised()) if self._errors is not None else ""
+        return (
+            f"GradeResult(reward={self.reward!r}, name={self.name!r}, type={self.type!r}"
+            + (f", errors=[{flags}]" if flags else "")
+            + (f", scores={self._scores!r}" if self._scores else "")
+            + (f", sub_rewards={self._sub_rewards!r}" if self._sub_rewards else "")
+            + ")"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """OpenAI's ``GraderRunResponse`` JSON (plus ``metadata.error_messages``)."""
@@ -140,19 +260,22 @@ class GradeResult:
         metadata: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
-            "errors": self.errors.to_dict(),
+            "errors": self._errors.to_dict() if self._errors is not None else dict(_CLEAN),
             "execution_time": self.execution_time,
-            "scores": self.scores,
+            "scores": self._scores if self._scores is not None else {},
             "token_usage": self.token_usage.to_dict() if self.token_usage else None,
             "sampled_model_name": self.sampled_model_name,
         }
-        if self.error_messages:
-            metadata["error_messages"] = list(self.error_messages)
+        if self._messages:
+            metadata["error_messages"] = list(self._messages)
         return {
             "reward": reward,
             "metadata": metadata,
-            "sub_rewards": self.sub_rewards,
+            "sub_rewards": self._sub_rewards if self._sub_rewards is not None else {},
             "model_grader_token_usage_per_model": {
-                model: usage.to_dict() for model, usage in self.token_usage_per_model.items()
+                model: usage.to_dict() for model, usage in (self._usage_per_model or {}).items()
             },
         }
+
+
+_CLEAN = GraderErrors().to_dict()

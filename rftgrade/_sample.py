@@ -121,13 +121,21 @@ class Sample:
             "output_audio": self.output_audio if self.output_audio is not None else {},
         }
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> str | dict[str, Any]:
         """A compact form of :meth:`to_python_arg` for the sandbox worker.
 
         What the worker can re-derive from the text (``output_json`` parsed from it,
-        the default ``choices``) is left out; ``sandbox/worker.py``'s ``expand_sample``
-        rebuilds exactly :meth:`to_python_arg` (pinned by a contract test).
+        the default ``choices``) is left out; a sample that is only its text travels
+        as that string. ``sandbox/worker.py``'s ``expand_sample`` rebuilds exactly
+        :meth:`to_python_arg` (pinned by a contract test).
         """
+        if (
+            self.json_from_text
+            and self.default_choices
+            and not self.output_tools
+            and self.output_audio is None
+        ):
+            return self.output_text
         wire: dict[str, Any] = {"_wire": 1, "output_text": self.output_text}
         if self.output_tools:
             wire["output_tools"] = self.output_tools

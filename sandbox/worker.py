@@ -3,18 +3,27 @@
 Stdlib only; never imports rftgrade. Runs inside the sandbox (a Docker container,
 a bubblewrap namespace, or a plain process) and talks to the host over a framed
 protocol on its original stdout/stdin: each frame is a 4-byte big-endian length
-followed by that many bytes of UTF-8 JSON. Protocol version 1:
+followed by that many bytes: UTF-8 JSON, or (host to worker only, once the
+worker has said which marshal version it reads) ``b"M"`` plus :mod:`marshal`
+data. Protocol version 2:
 
-    host -> {"op": "load", "v": 1, "source": str, "isolation": "worker"|"sample",
+    host -> {"op": "load", "v": 2, "source": str, "isolation": "worker"|"sample",
              "limits": {...}, "own_pid_namespace": bool}
-    worker -> {"op": "loaded", "v": 1, "ok": true} | {"op": "loaded", "ok": false, "error": {...}}
-    host -> {"op": "grade", "id": int, "calls": [{"sample": {...}, "item": {...}}, ...], "timeout": float}
-    worker -> {"op": "results", "id": int, "start": int, "results": [...]} frames that
-              answer the calls in order (a frame per chunk, or more often for slow graders)
+    worker -> {"op": "loaded", "v": 2, "marshal": int, "ok": true}
+              | {"op": "loaded", "v": 2, "ok": false, "error": {...}}
+    host -> {"op": "grade", "id": int, "timeout": float, "samples": [...], "items": [...],
+             "careful": bool}
+    worker -> {"op": "results", "id": int, "start": int, "rewards": [float|null, ...],
+               "durations": [int, ...], "extra": [[offset, {...}], ...]} frames that
+              answer the samples in order (every FLUSH_SECONDS and at the end; after
+              every sample when "careful")
     host -> {"op": "ping"}  worker -> {"op": "pong"}
 
-A result is ``{"reward": float}`` or ``{"error": "runtime"|"timeout", "error_type": str,
-"details": str}``, plus ``"stdout"`` (captured, bounded) and ``"duration"``.
+A sample is the model's text (a str) or a ``_wire`` dict (see ``expand_sample``).
+Durations are nanoseconds. A reward is ``null`` when the call failed; ``extra`` then holds, at the sample's
+offset in the frame, ``{"error": "runtime"|"timeout", "error_type": str,
+"details": str}``; it also carries ``"stdout"`` (captured, bounded) and
+``"recycle"`` (the worker exits after this frame).
 
 Isolation ``worker`` runs ``grade`` in this process (fast). ``sample`` forks a
 child per call (a crash, ``os._exit`` or leftover thread dies with the child).
@@ -24,8 +33,11 @@ pointed elsewhere, so nothing the grader prints can forge a frame.
 
 from __future__ import annotations
 
+import _thread
+import gc
 import io
 import json
+import marshal
 import math
 import os
 import resource
@@ -33,12 +45,11 @@ import select
 import signal
 import struct
 import sys
-import threading
 import time
 import traceback
 from typing import Any
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_STDOUT = 8 * 1024
 MAX_DETAILS = 4 * 1024
 FLUSH_SECONDS = 0.05
@@ -61,7 +72,18 @@ class _Channel:
 
     def recv(self) -> dict[str, Any]:
         (size,) = _HEADER.unpack(self._read_exact(4))
-        result: dict[str, Any] = json.loads(self._read_exact(size))
+        data = self._read_exact(size)
+        # The host (trusted) may send marshal, which loads several times faster
+        # than JSON; the worker (untrusted) always answers in JSON.
+        # A batch is thousands of containers and none of them garbage: the cyclic
+        # collector would only traverse them again and again while they load.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            result: dict[str, Any] = marshal.loads(data[1:]) if data[:1] == b"M" else json.loads(data)
+        finally:
+            if enabled:
+                gc.enable()
         return result
 
     def send(self, message: dict[str, Any]) -> None:
@@ -116,13 +138,34 @@ def _trim_traceback(exc: BaseException) -> str:
 
 
 _JSON_HEADS = frozenset('{["-0123456789tfn')
+_SPACE = frozenset(" \t\r\n")
 
 
 def expand_sample(wire: Any) -> Any:
     """Rebuild OpenAI's sample dict from rftgrade's compact wire form.
 
-    Mirrors ``rftgrade._sample.Sample.to_python_arg``; a contract test pins the two.
+    The wire form is the model's text alone (the common case: ``output_json`` is
+    parsed from it and ``choices`` is the one assistant message) or a dict marked
+    ``_wire``. Mirrors ``rftgrade._sample.Sample.to_python_arg``; a contract test
+    pins the two.
     """
+    if type(wire) is str:
+        output_json: Any = {}
+        head = wire[:1]
+        if head in _JSON_HEADS or (head in _SPACE and wire.lstrip()[:1] in _JSON_HEADS):
+            try:
+                output_json = json.loads(wire.strip())
+            except (ValueError, RecursionError):
+                output_json = {}
+        return {
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": wire}, "finish_reason": "stop"}
+            ],
+            "output_text": wire,
+            "output_json": output_json,
+            "output_tools": [],
+            "output_audio": {},
+        }
     if not isinstance(wire, dict) or "_wire" not in wire:
         return wire
     text = wire.get("output_text", "")
@@ -186,23 +229,36 @@ class Worker:
         self.isolation = "worker"
         self.limits: dict[str, Any] = {}
         self.own_ns = False
-        self.base_threads = threading.active_count()
-        self.pid = os.getpid()
+        self.base_threads = _thread._count()
         # A process the grader forks must never speak on the channel: it loses
         # the channel at fork and exits as soon as grade() returns in it.
+        self.in_child = False
         os.register_at_fork(after_in_child=self._after_fork, after_in_parent=self._forked)
         self.spawned_children = False
         self._capture = _BoundedCapture()
         self.timeout = 120.0
+        # One watchdog timer per batch, not two setitimer calls per sample: the
+        # handler re-arms itself until the sample in grade() is past its time.
+        self.in_grade = False
+        self.started = 0  # perf_counter_ns() when the current grade() call began
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
+        if not self.in_grade:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+            return
+        left = self.timeout - (time.perf_counter_ns() - self.started) / 1e9
+        if left > 0.001:
+            signal.setitimer(signal.ITIMER_REAL, left)
+            return
+        self.in_grade = False
         raise TimeoutError(f"grade() ran longer than {self.timeout:g}s")
 
     def _forked(self) -> None:
         self.spawned_children = True
 
     def _after_fork(self) -> None:
+        self.in_child = True
         for fd in (self.channel.rfd, self.channel.wfd):
             try:
                 os.close(fd)
@@ -267,52 +323,76 @@ class Worker:
                     },
                 }
         self.grade = grade
-        self.base_threads = threading.active_count()
+        self.base_threads = _thread._count()
+        # What the grader imported (numpy, pandas, ...) lives as long as the worker:
+        # keep it out of every later collection's traversal.
+        gc.collect()
+        gc.freeze()
         return {"ok": True}
 
-    # -- one call, in this process --------------------------------------------
-    def _call(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
+    # -- calls in this process ----------------------------------------------
+    def _grade_here(self, sample: Any, item: Any) -> tuple[float | None, int, dict[str, Any] | None]:
+        """``grade(sample, item)`` under the armed watchdog: (reward, nanoseconds, failure or stdout)."""
+        extra: dict[str, Any] | None = None
+        reward: float | None = None
+        start = self.started = time.perf_counter_ns()
+        try:
+            self.in_grade = True
+            value = self.grade(sample, item)
+            self.in_grade = False
+            if self.in_child:  # grade() forked and this is the copy: it must not reply
+                os._exit(0)
+            if type(value) is float and value - value == 0.0:  # finite float: the common case
+                reward = value
+            else:
+                reward, problem = _check_reward(value)
+                if problem is not None:
+                    extra = {"error": "runtime", "error_type": "InvalidReturn", "details": problem}
+        except TimeoutError as exc:
+            self.in_grade = False
+            if self.in_child:
+                os._exit(1)
+            extra = {"error": "timeout", "error_type": "TimeoutError", "details": str(exc)}
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt included: all are the grader's
+            self.in_grade = False
+            if self.in_child:
+                os._exit(1)
+            extra = {"error": "runtime", "error_type": type(exc).__name__, "details": _trim_traceback(exc)}
+        duration = time.perf_counter_ns() - start
         capture = self._capture
-        if capture.size or capture.dropped:  # reuse the (cheap) capture until a grader prints
+        if capture.size or capture.dropped:
+            extra = extra or {}
+            extra["stdout"] = capture.value()
             capture = self._capture = _BoundedCapture()
+        if sys.stdout is not capture or sys.stderr is not capture:  # new capture, or the grader swapped them
+            sys.stdout = sys.stderr = capture
+        return (None if extra and "error" in extra else reward), duration, extra
+
+    def _call(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
+        """One call with its own timer and capture, as one result dict (the forked path)."""
         old_out, old_err = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = capture
-        start = time.perf_counter()
+        sys.stdout = sys.stderr = self._capture
         self.timeout = timeout
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
-            value = self.grade(sample, item)
-            if os.getpid() != self.pid:
-                os._exit(0)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            reward, problem = _check_reward(value)
-            if problem is not None:
-                result = {"error": "runtime", "error_type": "InvalidReturn", "details": problem}
-            else:
-                result = {"reward": reward}
-        except TimeoutError as exc:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            result = {"error": "timeout", "error_type": "TimeoutError", "details": str(exc)}
-        except BaseException as exc:  # SystemExit, KeyboardInterrupt included: all are the grader's
-            if os.getpid() != self.pid:
-                os._exit(1)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            result = {"error": "runtime", "error_type": type(exc).__name__, "details": _trim_traceback(exc)}
+            reward, duration, extra = self._grade_here(sample, item)
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             sys.stdout, sys.stderr = old_out, old_err
-        if capture.size or capture.dropped:
-            result["stdout"] = capture.value()
-        result["duration"] = time.perf_counter() - start
+        result: dict[str, Any] = dict(extra or {})
+        if reward is not None:
+            result["reward"] = reward
+        result["duration_ns"] = duration
         return result
 
     # -- one call, in a forked child ------------------------------------------
     def _call_forked(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
-        start = time.perf_counter()
+        start = time.perf_counter_ns()
         rfd, wfd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child (the at-fork hook already closed the channel)
             try:
-                self.pid = os.getpid()
+                self.in_child = False  # this copy is the one that grades
                 os.close(rfd)
                 os.setsid()
                 result = self._call(sample, item, timeout)
@@ -362,13 +442,13 @@ class Worker:
         if frame is not None:
             result: dict[str, Any] = json.loads(frame)
             return result
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter_ns() - start
         if time.monotonic() >= deadline:
             return {
                 "error": "timeout",
                 "error_type": "TimeoutError",
                 "details": f"grade() ran longer than {timeout:g}s and was killed",
-                "duration": elapsed,
+                "duration_ns": elapsed,
             }
         how = (
             f"signal {os.WTERMSIG(status)}"
@@ -379,7 +459,7 @@ class Worker:
             "error": "runtime",
             "error_type": "ProcessDied",
             "details": f"the grading process died before returning ({how})",
-            "duration": elapsed,
+            "duration_ns": elapsed,
         }
 
     def _sweep(self) -> None:
@@ -409,7 +489,9 @@ class Worker:
                 self.channel.send({"op": "pong", "v": PROTOCOL_VERSION})
             elif op == "load":
                 reply = self.load(message)
-                self.channel.send({"op": "loaded", "v": PROTOCOL_VERSION, **reply})
+                self.channel.send(
+                    {"op": "loaded", "v": PROTOCOL_VERSION, "marshal": marshal.version, **reply}
+                )
             elif op == "grade":
                 if self.grade is None:
                     self.channel.send({"op": "error", "id": message.get("id"), "details": "no grader loaded"})
@@ -425,36 +507,77 @@ class Worker:
         # unanswered samples one by one, so only the guilty sample is flagged.
         timeout = float(message.get("timeout") or self.limits.get("timeout") or 120.0)
         request_id = message.get("id")
-        pending: list[dict[str, Any]] = []
+        samples = message.get("samples") or []
+        items = message.get("items") or []
+        rewards: list[float | None] = []
+        durations: list[int] = []
+        extras: list[list[Any]] = []
         first = 0
-        last_flush = time.monotonic()
-        for index, call in enumerate(message.get("calls", [])):
-            sample = expand_sample(call.get("sample"))
-            if self.isolation == "sample":
-                result = self._call_forked(sample, call.get("item"), timeout)
-            else:
-                result = self._call(sample, call.get("item"), timeout)
-                if self.own_ns and self.spawned_children:
-                    self._sweep()
-                    self.spawned_children = False
-            dirty = self.isolation == "worker" and threading.active_count() > self.base_threads
-            if dirty:
-                # A thread the grader left running would share the next sample's process.
-                result["recycle"] = "the grader left a thread running"
-            pending.append(result)
-            if dirty or time.monotonic() - last_flush > FLUSH_SECONDS:
-                self.channel.write(
-                    _frame({"op": "results", "id": request_id, "start": first, "results": pending})
-                )
-                first = index + 1
-                pending = []
-                last_flush = time.monotonic()
-            if dirty:
-                os._exit(3)
-        if pending:
+
+        def flush(upto: int) -> None:
+            nonlocal first, rewards, durations, extras
             self.channel.write(
-                _frame({"op": "results", "id": request_id, "start": first, "results": pending})
+                _frame(
+                    {
+                        "op": "results",
+                        "id": request_id,
+                        "start": first,
+                        "rewards": rewards,
+                        "durations": durations,
+                        "extra": extras,
+                    }
+                )
             )
+            first, rewards, durations, extras = upto, [], [], []
+
+        forked = self.isolation == "sample"
+        # After a failed chunk the host re-runs the rest "carefully": a frame per
+        # sample, so that a crash or hang is pinned on exactly one sample.
+        careful = bool(message.get("careful"))
+        old_out, old_err = sys.stdout, sys.stderr
+        self.timeout = timeout
+        if not forked:
+            sys.stdout = sys.stderr = self._capture
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        last_flush = time.monotonic()
+        base_threads = self.base_threads
+        try:
+            for index in range(len(samples)):
+                sample = expand_sample(samples[index])
+                item = items[index] if index < len(items) else {}
+                if forked:
+                    result = self._call_forked(sample, item, timeout)
+                    reward = result.pop("reward", None)
+                    duration = int(result.pop("duration_ns", 0))
+                    extra: dict[str, Any] | None = result or None
+                else:
+                    reward, duration, extra = self._grade_here(sample, item)
+                    if self.own_ns and self.spawned_children:
+                        self._sweep()
+                        self.spawned_children = False
+                dirty = not forked and _thread._count() > base_threads
+                if dirty:
+                    # A thread the grader left running would share the next sample's process.
+                    extra = extra or {}
+                    extra["recycle"] = "the grader left a thread running"
+                rewards.append(reward)
+                durations.append(duration)
+                if extra:
+                    extras.append([index - first, extra])
+                if dirty:
+                    flush(index + 1)
+                    os._exit(3)
+                now = time.monotonic()
+                if careful or now - last_flush > FLUSH_SECONDS:
+                    flush(index + 1)
+                    last_flush = now
+        finally:
+            if not forked:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                self.in_grade = False
+                sys.stdout, sys.stderr = old_out, old_err
+        if rewards:
+            flush(len(samples))
 
 
 def _apply_limits(limits: dict[str, Any]) -> None:

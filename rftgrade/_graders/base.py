@@ -10,7 +10,7 @@ from typing import Any
 from rftgrade._embeddings import Embedder
 from rftgrade._executors import JudgeExecutor, PythonExecutor
 from rftgrade._result import GradeResult
-from rftgrade._sample import Sample
+from rftgrade._sample import Sample, make_sample
 from rftgrade._specs import AnyGrader
 from rftgrade._template import Template, VariableError
 
@@ -18,18 +18,34 @@ __all__ = ["CompiledGrader", "Row", "Runtime", "flag_variable_error", "render"]
 
 
 class Row:
-    """One ``(sample, item)`` to grade; the template namespaces are built on first use."""
+    """One ``(sample, item)`` to grade; the sample and template namespaces are built on first use.
 
-    __slots__ = ("_ns", "item", "sample")
+    A text sample stays a plain ``str`` until a grader asks for :attr:`sample`:
+    python graders send the text to the sandbox as it is (see :meth:`wire`).
+    """
 
-    def __init__(self, sample: Sample, item: dict[str, Any]) -> None:
-        self.sample = sample
+    __slots__ = ("_ns", "_sample", "item")
+
+    def __init__(self, sample: Sample | str, item: dict[str, Any]) -> None:
+        self._sample = sample
         self.item = item
         self._ns: dict[str, Any] | None = None
 
     @classmethod
-    def make(cls, sample: Sample, item: dict[str, Any]) -> Row:
+    def make(cls, sample: Sample | str, item: dict[str, Any]) -> Row:
         return cls(sample, item)
+
+    @property
+    def sample(self) -> Sample:
+        sample = self._sample
+        if type(sample) is str:
+            sample = self._sample = make_sample(sample)
+        return sample  # type: ignore[return-value]
+
+    def wire(self) -> str | dict[str, Any]:
+        """The sample in the sandbox worker's compact form (:meth:`Sample.to_wire`)."""
+        sample = self._sample
+        return sample if type(sample) is str else sample.to_wire()  # type: ignore[union-attr]
 
     @property
     def ns(self) -> dict[str, Any]:

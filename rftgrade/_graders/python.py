@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from rftgrade._exceptions import Problem
 from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
+from rftgrade._gc import gc_paused
 from rftgrade._graders.base import CompiledGrader, Row, Runtime
 from rftgrade._result import GradeResult
 from rftgrade._specs import PythonGrader
@@ -137,7 +138,8 @@ class CompiledPython(CompiledGrader):
         )
 
     async def grade_batch(self, rows: Sequence[Row], runtime: Runtime) -> list[GradeResult]:
-        results = [self.new_result() for _ in rows]
+        with gc_paused():
+            results = [self.new_result() for _ in rows]
         executor = runtime.python
         if executor is None:
             for result in results:
@@ -148,7 +150,8 @@ class CompiledPython(CompiledGrader):
                     python_grader_server_error_type="sandbox_unavailable",
                 )
             return results
-        calls = [PythonCall(row.sample.to_wire(), row.item) for row in rows]
+        with gc_paused():
+            calls = [PythonCall(row.wire(), row.item) for row in rows]
         start = time.perf_counter()
         try:
             outcomes = await executor.run(self.program, calls, timeout=runtime.python_timeout)
@@ -163,8 +166,9 @@ class CompiledPython(CompiledGrader):
                 )
                 for _ in rows
             ]
-        for result, outcome in zip(results, outcomes, strict=True):
-            apply_outcome(result, outcome)
-            if not executor.isolated:
-                result.scores["sandbox"] = f"{executor.name} (NOT isolated)"
+        with gc_paused():
+            for result, outcome in zip(results, outcomes, strict=True):
+                apply_outcome(result, outcome)
+                if not executor.isolated:
+                    result.scores["sandbox"] = f"{executor.name} (NOT isolated)"
         return results

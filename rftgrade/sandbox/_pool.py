@@ -1,9 +1,10 @@
 """Warm worker pools: one per (grader source, isolation level), reused across batches.
 
-A batch is cut into chunks that idle workers pull from a queue. Each worker
-streams one reply per sample, so when a sample hangs or kills its worker only
-that sample is flagged: the worker is killed, a fresh one is started, and the
-rest of its chunk goes back on the queue. Workers are recycled after
+A batch is cut into chunks that idle workers pull from a queue. A worker
+answers a chunk in frames as it goes; when a sample hangs or kills its worker,
+the worker is killed and the unanswered rest of its chunk is re-run
+"carefully" on a fresh one (a frame per sample), so that only the guilty
+sample is flagged and every other sample gets its score. Workers are recycled after
 ``recycle_after`` samples, after a crash and after any timeout; a timed-out
 channel is never reused, so replies cannot fall out of step with requests.
 """
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
+from rftgrade._gc import gc_paused
 from rftgrade.sandbox._backend import SandboxBackend
-from rftgrade.sandbox._channel import Channel, ChannelClosed
+from rftgrade.sandbox._channel import PROTOCOL_VERSION, Channel, ChannelClosed
 from rftgrade.sandbox._limits import Limits
 
 __all__ = ["WorkerPool"]
@@ -39,8 +41,9 @@ class _Slot:
 @dataclass
 class _Chunk:
     indices: list[int]
-    singly: bool
-    """Set when re-running samples one by one after a failed chunk."""
+    careful: bool
+    """Re-running the rest of a failed chunk: the worker answers after every sample,
+    so the next failure names its sample exactly."""
 
 
 @dataclass
@@ -60,6 +63,9 @@ class _Stats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_Token = _Slot | asyncio.Future[_Slot] | None
+
+
 class WorkerPool:
     """Workers of one backend, loaded with one grader source."""
 
@@ -72,7 +78,7 @@ class WorkerPool:
         size: int = 2,
         limits: Limits,
         recycle_after: int = 10_000,
-        chunk_size: int = 64,
+        chunk_size: int = 1024,
     ) -> None:
         self.backend = backend
         self.program = program
@@ -82,7 +88,9 @@ class WorkerPool:
         self.recycle_after = recycle_after
         self.chunk_size = chunk_size
         self.stats = _Stats()
-        self._idle: asyncio.Queue[_Slot | None] = asyncio.Queue()
+        # A token per worker: a live slot, None (start one when needed), or the task
+        # starting the replacement of a worker recycled after `recycle_after` samples.
+        self._idle: asyncio.Queue[_Token] = asyncio.Queue()
         for _ in range(self.size):
             self._idle.put_nowait(None)
         self._load_failure: _LoadFailure | None = None
@@ -96,7 +104,7 @@ class WorkerPool:
             await channel.send(
                 {
                     "op": "load",
-                    "v": 1,
+                    "v": PROTOCOL_VERSION,
                     "source": self.program.source,
                     "isolation": self.isolation,
                     "limits": self.limits.for_worker(),
@@ -107,6 +115,13 @@ class WorkerPool:
         except (ChannelClosed, TimeoutError, OSError) as exc:
             await channel.kill()
             raise ChannelClosed(f"worker did not start ({channel.describe_exit()}): {exc}") from exc
+        if reply.get("v") != PROTOCOL_VERSION:
+            await channel.kill()
+            raise ChannelClosed(
+                f"the sandbox worker speaks protocol v{reply.get('v')}, this rftgrade needs "
+                f"v{PROTOCOL_VERSION}: rebuild the sandbox (`rftgrade sandbox build --backend "
+                f"{self.backend.name}`)"
+            )
         if not reply.get("ok"):
             await channel.kill()
             error = reply.get("error", {})
@@ -116,6 +131,8 @@ class WorkerPool:
                 f"the grader failed to load: {error.get('details', '')}".strip(),
             )
             raise _GraderLoadError(self._load_failure)
+        version = reply.get("marshal")
+        channel.marshal_version = version if type(version) is int and version >= 2 else None
         slot = _Slot(channel)
         self._live.add(slot)
         return slot
@@ -131,10 +148,12 @@ class WorkerPool:
         outcomes: list[PythonOutcome | None] = [None] * len(calls)
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
-        chunk = max(1, min(self.chunk_size, math.ceil(len(calls) / self.size)))
+        # Big chunks keep workers busy between the host's replies (a worker answers
+        # as it goes, every FLUSH_SECONDS); at least two per worker even out the tail.
+        chunk = max(1, min(self.chunk_size, math.ceil(len(calls) / (2 * self.size))))
         queue: asyncio.Queue[_Chunk] = asyncio.Queue()
         for start in range(0, len(calls), chunk):
-            queue.put_nowait(_Chunk(list(range(start, min(start + chunk, len(calls)))), singly=False))
+            queue.put_nowait(_Chunk(list(range(start, min(start + chunk, len(calls)))), careful=False))
         runners = [
             asyncio.create_task(self._runner(queue, calls, outcomes, limit))
             for _ in range(min(self.size, queue.qsize()))
@@ -166,11 +185,14 @@ class WorkerPool:
     ) -> None:
         while not queue.empty():
             chunk = queue.get_nowait()
-            slot = await self._idle.get()
+            token = await self._idle.get()
+            slot: _Token = None
             try:
-                if slot is None:
+                if isinstance(token, _Slot):
+                    slot = token
+                else:
                     try:
-                        slot = await self._start()
+                        slot = await (token if token is not None else self._start())
                     except _GraderLoadError:
                         for i in chunk.indices:
                             outcomes[i] = self._failed_load()
@@ -198,12 +220,22 @@ class WorkerPool:
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
-    ) -> tuple[_Slot | None, list[_Chunk]]:
+    ) -> tuple[_Token, list[_Chunk]]:
         indices = chunk.indices
         request_id = next(_ids)
-        payload = [{"sample": calls[i].sample, "item": calls[i].item} for i in indices]
+        with gc_paused():
+            samples = [calls[i].sample for i in indices]
+            items = [calls[i].item for i in indices]
+        message = {
+            "op": "grade",
+            "id": request_id,
+            "timeout": limit,
+            "samples": samples,
+            "items": items,
+            "careful": chunk.careful,
+        }
         try:
-            await slot.channel.send({"op": "grade", "id": request_id, "calls": payload, "timeout": limit})
+            await slot.channel.send(message)
         except (ChannelClosed, OSError):
             await self._discard(slot)
             self.stats.crashed += 1
@@ -214,31 +246,30 @@ class WorkerPool:
             try:
                 async with asyncio.timeout(limit + GRACE):
                     frame = await slot.channel.recv(None)
-                results = frame.get("results")
-                if (
-                    frame.get("id") != request_id
-                    or frame.get("start") != answered
-                    or not isinstance(results, list)
-                ):
-                    raise ChannelClosed(f"reply out of step: {frame.get('id')}/{frame.get('start')}")
+                rewards, durations, extras = _parse_results(frame, request_id, answered)
             except (TimeoutError, ChannelClosed) as exc:
                 return None, await self._blame(slot, chunk, answered, exc, outcomes, limit, started)
             recycle = False
-            for reply in results[: len(indices) - answered]:
-                outcomes[indices[answered]] = _outcome(reply)
-                answered += 1
-                slot.served += 1
-                recycle = recycle or bool(reply.get("recycle"))
+            count = min(len(rewards), len(indices) - answered)
+            with gc_paused():
+                for k in range(count):
+                    extra = extras.get(k)
+                    outcomes[indices[answered + k]] = _outcome(rewards[k], durations[k], extra)
+                    if extra is not None and extra.get("recycle"):
+                        recycle = True
+            answered += count
+            slot.served += count
             if recycle:
                 # The worker exits by itself after this reply.
                 await self._discard(slot)
                 self.stats.recycled += 1
                 rest = indices[answered:]
-                return None, [_Chunk(rest, singly=chunk.singly)] if rest else []
+                return None, [_Chunk(rest, careful=chunk.careful)] if rest else []
         if slot.served >= self.recycle_after:
             await self._discard(slot)
             self.stats.recycled += 1
-            return None, []
+            # A planned recycle: start the replacement now, off the next chunk's path.
+            return asyncio.ensure_future(self._start()), []
         return slot, []
 
     async def _blame(
@@ -254,10 +285,10 @@ class WorkerPool:
         """A worker hung or died after ``answered`` replies: flag the culprit, re-queue the rest."""
         await self._discard(slot)
         rest = chunk.indices[answered:]
-        if not chunk.singly and len(rest) > 1:
+        if not chunk.careful:
             # Replies come in batches: any unanswered sample may be the culprit.
-            # Re-run each alone so that only the guilty one is flagged.
-            return [_Chunk([i], singly=True) for i in rest]
+            # Re-run them on a fresh worker that answers after each one.
+            return [_Chunk(rest, careful=True)]
         index = rest[0]
         if isinstance(exc, TimeoutError):
             self.stats.timeouts += 1
@@ -275,9 +306,16 @@ class WorkerPool:
                 details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
                 duration=time.perf_counter() - started,
             )
-        return [_Chunk([i], singly=True) for i in rest[1:]]
+        return [_Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
 
     async def aclose(self) -> None:
+        while not self._idle.empty():
+            token = self._idle.get_nowait()
+            if isinstance(token, asyncio.Future):
+                try:  # a replacement being started: let it finish, then stop it below
+                    await token
+                except Exception:  # a failed start left nothing to stop
+                    pass
         for slot in list(self._live):
             await self._discard(slot)
 
@@ -297,16 +335,44 @@ class _GraderLoadError(Exception):
         self.failure = failure
 
 
-def _outcome(reply: dict[str, Any]) -> PythonOutcome:
-    stdout = str(reply.get("stdout") or "")
-    duration = float(reply.get("duration") or 0.0)
-    if "reward" in reply and reply.get("error") is None:
-        return PythonOutcome(reward=float(reply["reward"]), stdout=stdout, duration=duration)
-    kind = reply.get("error")
+def _parse_results(
+    frame: dict[str, Any], request_id: int, answered: int
+) -> tuple[list[Any], list[Any], dict[int, dict[str, Any]]]:
+    """Check a ``results`` frame (the worker is untrusted) and split it into its columns."""
+    rewards, durations = frame.get("rewards"), frame.get("durations")
+    if (
+        frame.get("id") != request_id
+        or frame.get("start") != answered
+        or not isinstance(rewards, list)
+        or not isinstance(durations, list)
+        or len(rewards) != len(durations)
+    ):
+        raise ChannelClosed(f"reply out of step: {frame.get('id')}/{frame.get('start')}")
+    extras: dict[int, dict[str, Any]] = {}
+    for pair in frame.get("extra") or ():
+        if isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is int and isinstance(pair[1], dict):
+            extras[pair[0]] = pair[1]
+    return rewards, durations, extras
+
+
+def _outcome(reward: Any, duration: Any, extra: dict[str, Any] | None) -> PythonOutcome:
+    seconds = duration / 1e9 if type(duration) is int else 0.0  # the worker reports nanoseconds
+    if extra is None and type(reward) is float and math.isfinite(reward):  # the common case
+        return PythonOutcome(reward, None, None, None, "", seconds)
+    extra = extra or {}
+    stdout = str(extra.get("stdout") or "")
+    kind = extra.get("error")
+    if kind is None and type(reward) in (float, int) and math.isfinite(reward):
+        return PythonOutcome(reward=float(reward), stdout=stdout, duration=seconds)
+    if kind is None:
+        kind, extra = (
+            "runtime",
+            {"error_type": "InvalidReply", "details": f"the worker sent reward {reward!r}"},
+        )
     return PythonOutcome(
         error="timeout" if kind == "timeout" else "runtime",
-        error_type=str(reply.get("error_type") or "Error"),
-        details=str(reply.get("details") or ""),
+        error_type=str(extra.get("error_type") or "Error"),
+        details=str(extra.get("details") or ""),
         stdout=stdout,
-        duration=duration,
+        duration=seconds,
     )

@@ -154,7 +154,7 @@ class _AttachChannel(Channel):
     async def send(self, message: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.sock_sendall(self.raw, encode(message))
+            await loop.sock_sendall(self.raw, encode(message, self.marshal_version))
         except OSError as exc:
             raise ChannelClosed(str(exc)) from exc
 
