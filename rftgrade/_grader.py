@@ -171,9 +171,19 @@ class Grader:
         positions: list[int] = []
         results: list[GradeResult | None] = []
         truncated: set[int] = set()
+        limit = self.max_sample_chars
         with gc_paused():
             for i, raw in enumerate(rows):
-                row, error, was_cut = _to_row(raw, self.max_sample_chars)
+                if (
+                    type(raw) is dict
+                ):  # the common row, {"sample": "<text>", "item": {...}}: no checks to fail
+                    sample, item = raw.get("sample"), raw.get("item")
+                    if type(sample) is str and type(item) is dict and len(sample) <= limit:
+                        prepared.append(Row(sample, item))
+                        positions.append(i)
+                        results.append(None)
+                        continue
+                row, error, was_cut = _to_row(raw, limit)
                 if was_cut:
                     truncated.add(len(prepared))
                 if row is None:
@@ -193,6 +203,8 @@ class Grader:
         graded: Sequence[GradeResult],
         truncated: set[int],
     ) -> list[GradeResult]:
+        if not truncated and len(graded) == len(results):  # every row was well formed
+            return list(graded)
         for index, (pos, result) in enumerate(zip(positions, graded, strict=True)):
             if index in truncated:
                 # Graded on the cut text: the reward stands, the flag says it was cut.

@@ -539,12 +539,15 @@ class Worker:
         if not forked:
             sys.stdout = sys.stderr = self._capture
             signal.setitimer(signal.ITIMER_REAL, timeout)
-        last_flush = time.monotonic()
+        last_flush = time.perf_counter_ns()
+        flush_ns = int(FLUSH_SECONDS * 1e9)
         base_threads = self.base_threads
+        count_threads = _thread._count
+        n_items = len(items)
         try:
-            for index in range(len(samples)):
-                sample = expand_sample(samples[index])
-                item = items[index] if index < len(items) else {}
+            for index, wire in enumerate(samples):
+                sample = expand_sample(wire)
+                item = items[index] if index < n_items else {}
                 if forked:
                     result = self._call_forked(sample, item, timeout)
                     reward = result.pop("reward", None)
@@ -555,7 +558,7 @@ class Worker:
                     if self.own_ns and self.spawned_children:
                         self._sweep()
                         self.spawned_children = False
-                dirty = not forked and _thread._count() > base_threads
+                dirty = not forked and count_threads() > base_threads
                 if dirty:
                     # A thread the grader left running would share the next sample's process.
                     extra = extra or {}
@@ -567,8 +570,8 @@ class Worker:
                 if dirty:
                     flush(index + 1)
                     os._exit(3)
-                now = time.monotonic()
-                if careful or now - last_flush > FLUSH_SECONDS:
+                now = time.perf_counter_ns()
+                if careful or now - last_flush > flush_ns:
                     flush(index + 1)
                     last_flush = now
         finally:

@@ -40,7 +40,7 @@ class SandboxExecutor:
         limits: Limits | None = None,
         workers: int | None = None,
         isolation: str = "worker",
-        recycle_after: int = 10_000,
+        recycle_after: int = 100_000,
         max_pools: int = 16,
     ) -> None:
         if isolation not in ISOLATION_LEVELS:

@@ -77,7 +77,7 @@ class WorkerPool:
         isolation: str = "worker",
         size: int = 2,
         limits: Limits,
-        recycle_after: int = 10_000,
+        recycle_after: int = 100_000,
         chunk_size: int = 1024,
     ) -> None:
         self.backend = backend
@@ -355,10 +355,13 @@ def _parse_results(
     return rewards, durations, extras
 
 
+_new_outcome = tuple.__new__  # skips NamedTuple's keyword handling: one outcome per sample
+
+
 def _outcome(reward: Any, duration: Any, extra: dict[str, Any] | None) -> PythonOutcome:
     seconds = duration / 1e9 if type(duration) is int else 0.0  # the worker reports nanoseconds
     if extra is None and type(reward) is float and math.isfinite(reward):  # the common case
-        return PythonOutcome(reward, None, None, None, "", seconds)
+        return _new_outcome(PythonOutcome, (reward, None, None, None, "", seconds))
     extra = extra or {}
     stdout = str(extra.get("stdout") or "")
     kind = extra.get("error")
