@@ -228,7 +228,10 @@ class Grader:
                 graded = self.compiled.grade_rows(prepared)
             else:
                 graded = get_portal().call(self._grade_async(prepared))
-            return self._finish(results, positions, graded, truncated)
+            out = self._finish(results, positions, graded, truncated)
+            # Freed now by reference counting, not walked by the collection the pause deferred.
+            del prepared, positions, results, graded
+        return out
 
     async def arun_batch(self, rows: Iterable[RowLike]) -> list[GradeResult]:
         """Async :meth:`run_batch`."""

@@ -212,6 +212,10 @@ class GradeResult:
         """True when no error flag is set."""
         return self._errors is None or not self._errors.any
 
+    def flags(self) -> list[str]:
+        """Names of the error flags that are set (``[]`` for a clean result, cheaply)."""
+        return self._errors.raised() if self._errors is not None else []
+
     def fail(self, flag: str, message: str, **details: str | None) -> GradeResult:
         """Mark this result failed with ``flag``; the reward becomes 0."""
         errors = self.errors

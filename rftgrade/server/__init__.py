@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from rftgrade.server.app import ServerConfig, create_app, openrlhf_rows
+from rftgrade.server.app import ServerConfig, create_app, dedupe_rows, openrlhf_rows
 
-__all__ = ["ServerConfig", "create_app", "openrlhf_rows", "serve"]
+__all__ = ["ServerConfig", "create_app", "dedupe_rows", "openrlhf_rows", "serve"]
 
 
 def serve(
     config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
 ) -> None:
     """Run the server until SIGINT/SIGTERM; in-flight requests finish before it exits."""
+    import gc
+
     import uvicorn
 
+    app = create_app(config)
+    # Everything alive now (imports, preloaded graders) lives as long as the server:
+    # keep it out of the walk of every later garbage collection. The server owns its
+    # process, so this is its call to make (a library embedding create_app is not).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(config),
+        app,
         host=host,
         port=port,
         log_level=log_level,

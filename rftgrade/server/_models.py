@@ -42,6 +42,11 @@ class GradeRequest(_Body):
     )
     rows: list[Any]
     stream: bool = False
+    compact: bool = Field(
+        default=False,
+        description='answer {"rewards": [...], "failures": [{"index", "flags", "messages"}]} '
+        "instead of a full result per row",
+    )
 
 
 class OpenRLHFRequest(_Body):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,7 +14,9 @@ import pytest
 
 from rftgrade import Grader
 from rftgrade.sandbox import Limits, SandboxExecutor
+from rftgrade.sandbox._channel import Channel, PipeChannel
 from rftgrade.sandbox._select import backend_class
+from rftgrade.sandbox.process import ProcessBackend
 
 from ..conftest import require_or_skip
 
@@ -30,6 +33,54 @@ def test_workers_are_recycled_after_n_samples() -> None:
         grader.close()
     assert len(set(pids)) == 3  # samples 1-3, 4-6, 7: three workers
     assert stats[0]["recycled"] == 2 and stats[0]["spawned"] == 3
+
+
+def test_recycling_mid_batch_loses_no_sample() -> None:
+    # Recycles land inside one batch: the replacement starts in the background
+    # and every sample still gets its own score, in order.
+    executor = SandboxExecutor("process", workers=2, recycle_after=5)
+    source = "def grade(sample, item):\n    return float(item['n'])\n"
+    grader = Grader({"type": "python", "name": "n", "source": source}, python=executor)
+    try:
+        for _ in range(2):
+            results = grader.run_batch([{"sample": "x", "item": {"n": n}} for n in range(40)])
+            assert [r.reward for r in results] == [float(n) for n in range(40)]
+            assert all(r.ok for r in results)
+    finally:
+        stats = executor.stats()
+        grader.close()
+    assert stats[0]["recycled"] >= 4
+
+
+class _StaleWorker(ProcessBackend):
+    """A worker built from an older rftgrade: it answers the load with protocol v1."""
+
+    async def spawn(self, limits: Limits) -> Channel:
+        script = (
+            "import os, struct, json\n"
+            "os.read(0, 1 << 20)\n"
+            "data = json.dumps({'op': 'loaded', 'v': 1, 'ok': True}).encode()\n"
+            "os.write(1, struct.pack('>I', len(data)) + data)\n"
+            "os.read(0, 1 << 20)\n"
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        return PipeChannel(proc)
+
+
+def test_a_stale_worker_is_refused_with_the_command_that_rebuilds_it() -> None:
+    grader = Grader(
+        {"type": "python", "name": "ok", "source": "def grade(sample, item):\n    return 1.0\n"},
+        python=SandboxExecutor(_StaleWorker(), workers=1),
+    )
+    try:
+        (result,) = grader.run_batch([("x", {})])
+    finally:
+        grader.close()
+    assert result.errors.python_grader_server_error and result.reward == 0.0
+    assert result.errors.python_grader_server_error_type == "spawn_failed"
+    assert "protocol v1" in result.error_messages[0] and "rftgrade sandbox build" in result.error_messages[0]
 
 
 @pytest.mark.parametrize("backend", ["docker", "bwrap"])

@@ -107,6 +107,22 @@ def test_register_once_then_grade_by_id_with_dedupe(url: str) -> None:
     assert fetched["grader"]["operation"] == "ilike"
 
 
+def test_compact_answer_matches_the_full_one(url: str) -> None:
+    rows = [{"sample": "YES", "item": {"answer": "yes"}}] * 2 + [
+        {"sample": "no", "item": {"answer": "yes"}},
+        {"bad": 1},
+        {"sample": "yes", "item": {"answer": "yes"}},
+    ]
+    full = post(url, "/v1/grade", {"grader": string_check("ilike"), "rows": rows}).json()
+    compact = post(url, "/v1/grade", {"grader": string_check("ilike"), "rows": rows, "compact": True}).json()
+    assert compact["grader_id"] == full["grader_id"]
+    assert compact["rewards"] == [r["reward"] for r in full["results"]] == [1.0, 1.0, 0.0, 0.0, 1.0]
+    assert "results" not in compact
+    (failure,) = compact["failures"]
+    assert failure["index"] == 3 and failure["flags"] == ["sample_parse_error"]
+    assert failure["messages"] == full["results"][3]["metadata"]["error_messages"]
+
+
 def test_preloaded_grader_by_name_and_default(url: str) -> None:
     rows = [
         {
