@@ -11,11 +11,14 @@ single-sample calls for a trivial grader. Run: ``python -m benchmarks.bench_sand
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import platform
 import random
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -120,12 +123,17 @@ def worker_rounds(backends: list[str], rows: list[dict[str, Any]], rounds: int) 
         for grader in graders.values():
             grader.run_batch(rows[:64])  # warm: workers started, grader loaded
         for _ in range(rounds):
+            # Each run starts from a collected heap with no earlier results alive: the
+            # loop's own collections otherwise walk them (its time varied 2x with that).
+            gc.collect()
             times["loop"].append(in_process(rows))
             for backend, grader in graders.items():
+                gc.collect()
                 start = time.perf_counter()
                 results = grader.run_batch(rows)
                 times[backend].append(time.perf_counter() - start)
                 failures[backend] += sum(1 for r in results if not r.ok)
+                del results
         report: dict[str, Any] = {
             "rounds": rounds,
             "in_process_loop": {
@@ -155,6 +163,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sample-isolation-samples", type=int, default=2_000)
+    parser.add_argument(
+        "--output",
+        default="sandbox",
+        help="results name (e.g. sandbox_debian_python for another interpreter)",
+    )
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     rows = chip_rows(args.samples)
@@ -196,7 +209,8 @@ def main() -> None:
             f"= {t['samples_per_s'] / cores:,.0f}/s per core, single-call p99 {t['single_call_p99_ms']:.1f} ms"
         )
     lines = [
-        f"# Sandboxed python graders ({args.samples:,} chip-wiring samples, {cores} cores)",
+        f"# Sandboxed python graders ({args.samples:,} chip-wiring samples, {cores} cores, "
+        f"host Python {platform.python_version()} at {sys.executable})",
         "",
         f"(a) and (b) interleaved over {args.rounds} rounds; ratios are per round, median (min-max).",
         "",
@@ -225,7 +239,7 @@ def main() -> None:
             f"(`{report['loop_under_sandbox_python']['python']}`): "
             f"{report['loop_under_sandbox_python']['samples_per_s']:,.0f} samples/s.",
         ]
-    path = write("sandbox", report, "\n".join(lines) + "\n")
+    path = write(args.output, report, "\n".join(lines) + "\n")
     print(f"wrote {path}")
 
 

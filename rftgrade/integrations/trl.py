@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from rftgrade.integrations._client import RewardSource, grade_rows
+from rftgrade.integrations._client import RewardSource, grade_rewards
 
 __all__ = ["TRL_KWARGS", "make_reward_function", "rftgrade_reward"]
 
@@ -55,12 +55,7 @@ async def rftgrade_reward(
         item = {key: values[i] for key, values in columns.items()}
         item["prompt"] = _prompt(prompts[i]) if i < len(prompts) else ""
         rows.append({"sample": _sample(completion), "item": item})
-    results = await grade_rows(source, rows)
-    out: list[float | None] = []
-    for result in results:
-        failed = any(v is True for v in result["metadata"]["errors"].values())
-        out.append(failed_reward if failed else float(result["reward"]))
-    return out
+    return [failed_reward if failed else reward for reward, failed in await grade_rewards(source, rows)]
 
 
 def make_reward_function(

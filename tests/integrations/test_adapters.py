@@ -108,10 +108,21 @@ def test_trl_unscorable_sample_is_none_or_the_chosen_value(tmp_path: Path) -> No
         assert asyncio.run(reward(prompts=["p"], completions=["x"], **trl_kwargs(1))) == [expected]
 
 
-def test_adapters_through_a_running_server(grader_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with running_server(ServerConfig(graders={"m": str(grader_file)}, api_key="k")) as url:
+def test_adapters_through_a_running_server(
+    grader_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(string_check(reference="{{ item.missing_column }}")))
+    config = ServerConfig(graders={"m": str(grader_file), "broken": str(broken)}, api_key="k")
+    with running_server(config) as url:
         reward = trl_adapter.make_reward_function("m", server_url=url, api_key="k")
-        assert asyncio.run(reward(prompts=["p", "p"], completions=["42", "0"], **trl_kwargs(2)))[0] == 1.0
+        assert asyncio.run(reward(prompts=["p", "p"], completions=["42", "0"], **trl_kwargs(2))) == [1.0, 0.0]
+        # Unscorable remotely: the compact answer's failures reach TRL as None (or the chosen value).
+        for failed, expected in ((None, None), (0.0, 0.0)):
+            reward = trl_adapter.make_reward_function(
+                "broken", server_url=url, api_key="k", failed_reward=failed
+            )
+            assert asyncio.run(reward(prompts=["p"], completions=["x"], **trl_kwargs(1))) == [expected]
         monkeypatch.setenv("RFTGRADE_SERVER_URL", url)
         monkeypatch.setenv("RFTGRADE_API_KEY", "k")
         monkeypatch.setenv("RFTGRADE_GRADER", "m")
