@@ -504,7 +504,8 @@ class Worker:
         # Replies are buffered and written together (one write per chunk, or every
         # FLUSH_SECONDS for slow graders): a frame per sample per syscall would cost
         # more than grading. If the worker dies mid-chunk the host re-runs the
-        # unanswered samples one by one, so only the guilty sample is flagged.
+        # unanswered rest "carefully" (a frame per sample), so only the guilty
+        # sample is flagged.
         timeout = float(message.get("timeout") or self.limits.get("timeout") or 120.0)
         request_id = message.get("id")
         samples = message.get("samples") or []

@@ -31,10 +31,6 @@ class Row:
         self.item = item
         self._ns: dict[str, Any] | None = None
 
-    @classmethod
-    def make(cls, sample: Sample | str, item: dict[str, Any]) -> Row:
-        return cls(sample, item)
-
     @property
     def sample(self) -> Sample:
         sample = self._sample
