@@ -115,6 +115,9 @@ class WorkerPool:
         except (ChannelClosed, TimeoutError, OSError) as exc:
             await channel.kill()
             raise ChannelClosed(f"worker did not start ({channel.describe_exit()}): {exc}") from exc
+        except asyncio.CancelledError:  # the caller gave up: the half-started worker must not outlive it
+            await channel.kill()
+            raise
         if reply.get("v") != PROTOCOL_VERSION:
             await channel.kill()
             raise ChannelClosed(
@@ -192,7 +195,8 @@ class WorkerPool:
                     slot = token
                 else:
                     try:
-                        slot = await (token if token is not None else self._start())
+                        # shield: a cancelled batch must not cancel a replacement half-started.
+                        slot = await (asyncio.shield(token) if token is not None else self._start())
                     except _GraderLoadError:
                         for i in chunk.indices:
                             outcomes[i] = self._failed_load()
@@ -211,7 +215,12 @@ class WorkerPool:
                 for item in leftover:
                     queue.put_nowait(item)
             finally:
-                self._idle.put_nowait(slot)
+                if slot is None and isinstance(token, asyncio.Future) and not token.done():
+                    # Cancelled while a replacement was starting: hand on the start itself,
+                    # or its worker would live on outside the pool.
+                    self._idle.put_nowait(token)
+                else:
+                    self._idle.put_nowait(slot)
 
     async def _grade_chunk(
         self,

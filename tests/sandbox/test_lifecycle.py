@@ -52,6 +52,34 @@ def test_recycling_mid_batch_loses_no_sample() -> None:
     assert stats[0]["recycled"] >= 4
 
 
+class _SlowStart(ProcessBackend):
+    async def spawn(self, limits: Limits) -> Channel:
+        await asyncio.sleep(0.5)
+        return await super().spawn(limits)
+
+
+def test_a_call_cancelled_while_a_replacement_starts_leaks_no_worker() -> None:
+    from rftgrade._executors import PythonCall, PythonProgram
+
+    program = PythonProgram(source="def grade(sample, item):\n    return 1.0\n", digest="slow-start")
+
+    async def scenario() -> dict[str, object]:
+        executor = SandboxExecutor(_SlowStart(), workers=1, recycle_after=1)
+        try:
+            assert (await executor.run(program, [PythonCall("x", {})]))[0].reward == 1.0
+            # The worker was recycled; its replacement is starting. Give up waiting for it.
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(executor.run(program, [PythonCall("x", {})]), 0.1)
+            await asyncio.sleep(1.0)  # the replacement finishes starting
+            assert (await executor.run(program, [PythonCall("x", {})]))[0].reward == 1.0
+            return executor.stats()[0]
+        finally:
+            await executor.aclose()
+
+    stats = asyncio.run(scenario())
+    assert stats["live_workers"] == 0 and stats["spawned"] == 2  # recycled again after the last call
+
+
 class _StaleWorker(ProcessBackend):
     """A worker built from an older rftgrade: it answers the load with protocol v1."""
 
