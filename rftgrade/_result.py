@@ -8,10 +8,13 @@ JSON of OpenAI's ``GraderRunResponse``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 __all__ = ["ERROR_FLAGS", "GradeResult", "GraderErrors", "TokenUsage"]
+
+T = TypeVar("T")
 
 ERROR_FLAGS = (
     "formula_parse_error",
@@ -100,6 +103,34 @@ class TokenUsage:
         }
 
 
+class _OnFirstUse(Generic[T]):
+    """An attribute made by ``factory`` when first read, kept in the slot ``_<name>``."""
+
+    def __init__(self, factory: Callable[[], T], doc: str) -> None:
+        self.factory = factory
+        self.__doc__ = doc
+        self.slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _OnFirstUse[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+    def __get__(self, obj: object | None, owner: type) -> T | _OnFirstUse[T]:
+        if obj is None:
+            return self
+        value: T | None = getattr(obj, self.slot)
+        if value is None:
+            value = self.factory()
+            setattr(obj, self.slot, value)
+        return value
+
+    def __set__(self, obj: object, value: T) -> None:
+        setattr(obj, self.slot, value)
+
+
 class GradeResult:
     """The outcome of grading one ``(sample, item)``.
 
@@ -113,11 +144,11 @@ class GradeResult:
     """
 
     __slots__ = (
+        "_error_messages",
         "_errors",
-        "_messages",
         "_scores",
         "_sub_rewards",
-        "_usage_per_model",
+        "_token_usage_per_model",
         "execution_time",
         "name",
         "reward",
@@ -149,63 +180,16 @@ class GradeResult:
         self.token_usage = token_usage
         self.sampled_model_name = sampled_model_name
         self._sub_rewards = sub_rewards
-        self._usage_per_model = token_usage_per_model
-        self._messages = error_messages
+        self._token_usage_per_model = token_usage_per_model
+        self._error_messages = error_messages
 
-    @property
-    def errors(self) -> GraderErrors:
-        """``metadata.errors``: the flags."""
-        if self._errors is None:
-            self._errors = GraderErrors()
-        return self._errors
-
-    @errors.setter
-    def errors(self, value: GraderErrors) -> None:
-        self._errors = value
-
-    @property
-    def scores(self) -> dict[str, Any]:
-        """``metadata.scores``: a grader's named intermediate values."""
-        if self._scores is None:
-            self._scores = {}
-        return self._scores
-
-    @scores.setter
-    def scores(self, value: dict[str, Any]) -> None:
-        self._scores = value
-
-    @property
-    def sub_rewards(self) -> dict[str, Any]:
-        """``sub_rewards``: each sub-grader's reward (``multi`` graders)."""
-        if self._sub_rewards is None:
-            self._sub_rewards = {}
-        return self._sub_rewards
-
-    @sub_rewards.setter
-    def sub_rewards(self, value: dict[str, Any]) -> None:
-        self._sub_rewards = value
-
-    @property
-    def token_usage_per_model(self) -> dict[str, TokenUsage]:
-        """``model_grader_token_usage_per_model``."""
-        if self._usage_per_model is None:
-            self._usage_per_model = {}
-        return self._usage_per_model
-
-    @token_usage_per_model.setter
-    def token_usage_per_model(self, value: dict[str, TokenUsage]) -> None:
-        self._usage_per_model = value
-
-    @property
-    def error_messages(self) -> list[str]:
-        """One human-readable line per failure."""
-        if self._messages is None:
-            self._messages = []
-        return self._messages
-
-    @error_messages.setter
-    def error_messages(self, value: list[str]) -> None:
-        self._messages = value
+    errors: _OnFirstUse[GraderErrors] = _OnFirstUse(GraderErrors, "``metadata.errors``: the flags.")
+    scores: _OnFirstUse[dict[str, Any]] = _OnFirstUse(dict, "``metadata.scores``: a grader's named values.")
+    sub_rewards: _OnFirstUse[dict[str, Any]] = _OnFirstUse(dict, "each sub-grader's reward (``multi``).")
+    token_usage_per_model: _OnFirstUse[dict[str, TokenUsage]] = _OnFirstUse(
+        dict, "``model_grader_token_usage_per_model``."
+    )
+    error_messages: _OnFirstUse[list[str]] = _OnFirstUse(list, "One human-readable line per failure.")
 
     @property
     def ok(self) -> bool:
@@ -270,14 +254,14 @@ class GradeResult:
             "token_usage": self.token_usage.to_dict() if self.token_usage else None,
             "sampled_model_name": self.sampled_model_name,
         }
-        if self._messages:
-            metadata["error_messages"] = list(self._messages)
+        if self._error_messages:
+            metadata["error_messages"] = list(self._error_messages)
         return {
             "reward": reward,
             "metadata": metadata,
             "sub_rewards": self._sub_rewards if self._sub_rewards is not None else {},
             "model_grader_token_usage_per_model": {
-                model: usage.to_dict() for model, usage in (self._usage_per_model or {}).items()
+                model: usage.to_dict() for model, usage in (self._token_usage_per_model or {}).items()
             },
         }
 

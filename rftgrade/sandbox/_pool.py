@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
-from rftgrade._gc import gc_paused
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import PROTOCOL_VERSION, Channel, ChannelClosed
 from rftgrade.sandbox._limits import Limits
@@ -232,9 +231,8 @@ class WorkerPool:
     ) -> tuple[_Token, list[_Chunk]]:
         indices = chunk.indices
         request_id = next(_ids)
-        with gc_paused():
-            samples = [calls[i].sample for i in indices]
-            items = [calls[i].item for i in indices]
+        samples = [calls[i].sample for i in indices]
+        items = [calls[i].item for i in indices]
         message = {
             "op": "grade",
             "id": request_id,
@@ -260,12 +258,11 @@ class WorkerPool:
                 return None, await self._blame(slot, chunk, answered, exc, outcomes, limit, started)
             recycle = False
             count = min(len(rewards), len(indices) - answered)
-            with gc_paused():
-                for k in range(count):
-                    extra = extras.get(k)
-                    outcomes[indices[answered + k]] = _outcome(rewards[k], durations[k], extra)
-                    if extra is not None and extra.get("recycle"):
-                        recycle = True
+            for k in range(count):
+                extra = extras.get(k)
+                outcomes[indices[answered + k]] = _outcome(rewards[k], durations[k], extra)
+                if extra is not None and extra.get("recycle"):
+                    recycle = True
             answered += count
             slot.served += count
             if recycle:
