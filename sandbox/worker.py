@@ -141,6 +141,17 @@ _JSON_HEADS = frozenset('{["-0123456789tfn')
 _SPACE = frozenset(" \t\r\n")
 
 
+def _json_of(text: str) -> Any:
+    """``output_json`` parsed from the text exactly as the host's ``Sample`` does, or ``{}``."""
+    head = text[:1]
+    if head in _JSON_HEADS or (head in _SPACE and text.lstrip()[:1] in _JSON_HEADS):
+        try:
+            return json.loads(text.strip())
+        except (ValueError, RecursionError):
+            pass
+    return {}
+
+
 def expand_sample(wire: Any) -> Any:
     """Rebuild OpenAI's sample dict from rftgrade's compact wire form.
 
@@ -150,49 +161,25 @@ def expand_sample(wire: Any) -> Any:
     pins the two.
     """
     if type(wire) is str:
-        output_json: Any = {}
-        head = wire[:1]
-        if head in _JSON_HEADS or (head in _SPACE and wire.lstrip()[:1] in _JSON_HEADS):
-            try:
-                output_json = json.loads(wire.strip())
-            except (ValueError, RecursionError):
-                output_json = {}
-        return {
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": wire}, "finish_reason": "stop"}
-            ],
-            "output_text": wire,
-            "output_json": output_json,
-            "output_tools": [],
-            "output_audio": {},
-        }
-    if not isinstance(wire, dict) or "_wire" not in wire:
-        return wire
-    text = wire.get("output_text", "")
-    tools = wire.get("output_tools", [])
-    if "output_json" in wire:
-        output_json = wire["output_json"]
+        text, tools, given = wire, [], {}
+    elif isinstance(wire, dict) and "_wire" in wire:
+        text, tools, given = wire.get("output_text", ""), wire.get("output_tools", []), wire
     else:
-        output_json = {}
-        stripped = text.strip()
-        if stripped[:1] in _JSON_HEADS and stripped:
-            try:
-                output_json = json.loads(stripped)
-            except (ValueError, RecursionError):
-                output_json = {}
-    if "choices" in wire:
-        choices = wire["choices"]
+        return wire
+    if "choices" in given:
+        choices = given["choices"]
     else:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if tools:
             message["tool_calls"] = tools
         choices = [{"index": 0, "message": message, "finish_reason": "stop"}]
+    audio = given.get("output_audio")
     return {
         "choices": choices,
         "output_text": text,
-        "output_json": output_json,
+        "output_json": given["output_json"] if "output_json" in given else _json_of(text),
         "output_tools": tools,
-        "output_audio": wire.get("output_audio") if wire.get("output_audio") is not None else {},
+        "output_audio": audio if audio is not None else {},
     }
 
 

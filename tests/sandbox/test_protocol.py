@@ -35,6 +35,9 @@ SAMPLES: list[Any] = [
     {"role": "assistant", "content": '{"b": 2}', "tool_calls": [{"function": {"name": "g"}}]},
     {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]},
     {"output_text": "a", "output_audio": {"data": "AAA", "transcript": "a"}},
+    '\u3000{"a": 1}',  # a leading non-ASCII space: not a JSON document, for host and worker alike
+    {"output_text": '\u3000{"a": 1}', "output_tools": [{"function": {"name": "f"}}]},
+    " \n[1, 2]\u3000",
 ]
 
 
