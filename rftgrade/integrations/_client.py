@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from rftgrade._json import dumps, loads
+
 __all__ = ["RewardSource", "grade_rewards", "grade_rows"]
 
 
@@ -126,7 +128,7 @@ async def _post(source: RewardSource, body: dict[str, Any]) -> dict[str, Any]:
         headers["authorization"] = f"Bearer {source.api_key}"
     if source.grader:
         body = {**body, "grader": source.grader}
-    content = _dumps(body)
+    content = dumps(body)
     url = source.server_url.rstrip("/") + "/v1/grade"  # type: ignore[union-attr]
     async with httpx.AsyncClient(timeout=source.timeout, headers=headers) as client:
         for attempt in range(6):
@@ -135,30 +137,6 @@ async def _post(source: RewardSource, body: dict[str, Any]) -> dict[str, Any]:
                 await asyncio.sleep(float(response.headers.get("retry-after", "1")) * (1 + attempt / 2))
                 continue
             response.raise_for_status()
-            answer: dict[str, Any] = _loads(response.content)
+            answer: dict[str, Any] = loads(response.content)
             return answer
     raise RuntimeError("the reward server stayed overloaded (429) through 6 attempts")
-
-
-def _dumps(body: dict[str, Any]) -> bytes:
-    # A GRPO step is thousands of rows: orjson encodes and decodes them several times
-    # faster than the stdlib (which remains the fallback for what orjson refuses).
-    try:
-        import orjson
-
-        return orjson.dumps(body)
-    except (ImportError, TypeError):
-        import json
-
-        return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        import orjson
-
-        return orjson.loads(data)
-    except (ImportError, ValueError):
-        import json
-
-        return json.loads(data)

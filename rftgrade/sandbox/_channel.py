@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import marshal
 import struct
 from typing import Any
 
-try:  # the hot path encodes every sample of every batch: orjson is ~5x faster
-    import orjson
-except ImportError:  # pragma: no cover - orjson ships with rftgrade[sandbox]
-    orjson = None  # type: ignore[assignment]
+from rftgrade._json import dumps, loads
 
 __all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
 
@@ -41,23 +37,8 @@ def encode(message: dict[str, Any], marshal_version: int | None = None) -> bytes
             return b"".join((_HEADER.pack(len(data) + 1), b"M", data))
         except ValueError:  # an object marshal cannot write (a caller's own type): JSON below
             pass
-    if orjson is not None:
-        try:
-            data = orjson.dumps(message, default=_default)
-            return _HEADER.pack(len(data)) + data
-        except (TypeError, orjson.JSONEncodeError):  # lone surrogates, huge ints: take the slow path
-            pass
-    data = json.dumps(message, ensure_ascii=False, default=_default).encode("utf-8", "surrogatepass")
+    data = dumps(message, default=_default)
     return _HEADER.pack(len(data)) + data
-
-
-def _loads(raw: bytes) -> Any:
-    if orjson is not None:
-        try:
-            return orjson.loads(raw)
-        except ValueError:  # e.g. an escaped lone surrogate in captured stdout
-            pass
-    return json.loads(raw)
 
 
 def _default(value: Any) -> Any:
@@ -85,7 +66,7 @@ class Channel(abc.ABC):
                 raise ChannelClosed(f"worker sent a {size}-byte frame")
             try:
                 raw = await self._read_exactly(size)
-                message: dict[str, Any] = _loads(raw)
+                message: dict[str, Any] = loads(raw)
             except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
                 raise ChannelClosed(f"worker sent a malformed frame: {exc}") from exc
             return message

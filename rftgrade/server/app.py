@@ -31,6 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
 from rftgrade._gc import gc_paused
 from rftgrade._grader import Grader, validate
+from rftgrade._json import dumps, loads
 from rftgrade._load import grader_to_dict
 from rftgrade._registry import GraderRegistry, UnknownGraderError
 from rftgrade._result import GradeResult
@@ -271,11 +272,7 @@ class _OrjsonRequest(Request):
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            body = await self.body()
-            try:
-                self._json = orjson.loads(body)
-            except orjson.JSONDecodeError:  # e.g. an escaped lone surrogate: the stdlib accepts it
-                self._json = json.loads(body)
+            self._json = loads(await self.body())
         return self._json
 
 
@@ -290,10 +287,7 @@ class _OrjsonRoute(APIRoute):
 
 
 def _fast_json(payload: Any) -> Response:
-    try:
-        return Response(orjson.dumps(payload), media_type="application/json")
-    except TypeError:  # lone surrogates and the like: the standard encoder copes
-        return JSONResponse(payload)
+    return Response(dumps(payload), media_type="application/json")
 
 
 def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry | None = None) -> FastAPI:
@@ -428,7 +422,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                 # OpenAI answers a bad formula with a flagged result, not an HTTP error.
                 result = GradeResult(reward=0.0, name=str(body.grader.get("name", "")), type="multi")
                 result.fail("formula_parse_error", "; ".join(str(p) for p in exc.problems))
-                return JSONResponse(result.to_dict())
+                return _fast_json(result.to_dict())
             return _problems_error(exc)
         except BackendUnavailableError as exc:
             return _error(400, str(exc), param="grader", code="backend_unavailable")
@@ -436,7 +430,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         async def work() -> Response:
             (result,) = await grade(grader, [{"sample": body.model_sample, "item": body.item or {}}])
             record(grader, [result])
-            return JSONResponse(result.to_dict())
+            return _fast_json(result.to_dict())
 
         return await admitted(1, work)
 
@@ -518,10 +512,8 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                     for offset, result in enumerate(results):
                         payload = result.to_dict()
                         for index in positions[start + offset]:
-                            lines.append(
-                                json.dumps({"index": index, "result": payload}, ensure_ascii=False) + "\n"
-                            )
-                    yield "".join(lines).encode()
+                            lines.append(dumps({"index": index, "result": payload}) + b"\n")
+                    yield b"".join(lines)
             finally:
                 admission.release(n)
 

@@ -123,6 +123,24 @@ def test_compact_answer_matches_the_full_one(url: str) -> None:
     assert failure["messages"] == full["results"][3]["metadata"]["error_messages"]
 
 
+def test_a_lone_surrogate_in_a_result_is_still_answered(url: str) -> None:
+    # A grader's stdout (or a model's text) may hold a lone surrogate; the answer
+    # must still be valid JSON, on every path that writes results.
+    grader = {
+        "type": "python",
+        "name": "odd",
+        "source": "def grade(sample, item):\n    print('bad \\udc80 text')\n    return 0.5\n",
+    }
+    run = post(url, "/v1/fine_tuning/alpha/graders/run", {"grader": grader, "model_sample": "x", "item": {}})
+    assert run.status_code == 200 and run.json()["reward"] == 0.5
+    assert run.json()["metadata"]["scores"]["stdout"].startswith("bad \udc80")
+    body = {"grader": grader, "rows": [{"sample": "x", "item": {}}], "stream": True}
+    streamed = post(url, "/v1/grade", body)
+    assert streamed.status_code == 200
+    (line,) = [json.loads(x) for x in streamed.text.splitlines() if x]
+    assert line["result"]["reward"] == 0.5
+
+
 def test_preloaded_grader_by_name_and_default(url: str) -> None:
     rows = [
         {
