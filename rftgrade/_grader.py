@@ -174,9 +174,8 @@ class Grader:
         limit = self.max_sample_chars
         with gc_paused():
             for i, raw in enumerate(rows):
-                if (
-                    type(raw) is dict
-                ):  # the common row, {"sample": "<text>", "item": {...}}: no checks to fail
+                # The common row, {"sample": "<text>", "item": {...}}, has no check to fail.
+                if type(raw) is dict:
                     sample, item = raw.get("sample"), raw.get("item")
                     if type(sample) is str and type(item) is dict and len(sample) <= limit:
                         prepared.append(Row(sample, item))
