@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, overload, runtime_checkable
 
 from rftgrade._result import TokenUsage
 
@@ -20,6 +20,7 @@ __all__ = [
     "JudgeReply",
     "JudgeRequest",
     "PythonCall",
+    "PythonCalls",
     "PythonExecutor",
     "PythonOutcome",
     "PythonProgram",
@@ -47,6 +48,37 @@ class PythonCall(NamedTuple):
 
     sample: str | dict[str, Any]
     item: dict[str, Any]
+
+
+class PythonCalls(Sequence[PythonCall]):
+    """Many calls kept as two columns, samples and items.
+
+    A :class:`~collections.abc.Sequence` of :class:`PythonCall`, so any executor can
+    index it; a sandbox pool slices the columns instead (one C-level copy per chunk,
+    no tuple per row).
+    """
+
+    __slots__ = ("items", "samples")
+
+    def __init__(self, samples: list[str | dict[str, Any]], items: list[dict[str, Any]]) -> None:
+        if len(samples) != len(items):
+            raise ValueError(f"{len(samples)} samples but {len(items)} items")
+        self.samples = samples
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @overload
+    def __getitem__(self, index: int) -> PythonCall: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PythonCalls: ...
+
+    def __getitem__(self, index: int | slice) -> PythonCall | PythonCalls:
+        if isinstance(index, slice):
+            return PythonCalls(self.samples[index], self.items[index])
+        return PythonCall(self.samples[index], self.items[index])
 
 
 class PythonOutcome(NamedTuple):

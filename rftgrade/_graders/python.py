@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from rftgrade._exceptions import Problem
-from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
+from rftgrade._executors import PythonCalls, PythonOutcome, PythonProgram
 from rftgrade._gc import gc_paused
 from rftgrade._graders.base import CompiledGrader, Row, Runtime
 from rftgrade._result import GradeResult
@@ -150,7 +150,7 @@ class CompiledPython(CompiledGrader):
                 for _ in rows
             ]
         with gc_paused():
-            calls = [PythonCall(row.wire(), row.item) for row in rows]
+            calls = PythonCalls([row.wire() for row in rows], [row.item for row in rows])
         start = time.perf_counter()
         try:
             outcomes = await executor.run(self.program, calls, timeout=runtime.python_timeout)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
+from rftgrade._executors import PythonCall, PythonCalls, PythonOutcome, PythonProgram
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import PROTOCOL_VERSION, Channel, ChannelClosed
 from rftgrade.sandbox._limits import Limits
@@ -35,6 +35,8 @@ _ids = itertools.count(1)
 class _Slot:
     channel: Channel
     served: int = 0
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a chunk is written: a chunk sent ahead must not interleave with the one before."""
 
 
 @dataclass
@@ -63,6 +65,39 @@ class _Stats:
 
 
 _Token = _Slot | asyncio.Future[_Slot] | None
+
+# What a worker is after answering a chunk.
+_LIVE, _DEAD, _RECYCLED = object(), object(), object()
+
+
+def chunk_bounds(n: int, workers: int, largest: int) -> list[tuple[int, int]]:
+    """Cut ``n`` calls into chunks, ``(start, stop)``, that shrink towards the end.
+
+    Big chunks keep workers busy between the host's replies; small last ones make
+    the workers finish together (the last chunk of a batch is what its slowest
+    worker is still grading while the others wait). Each chunk is a share of what is
+    left, at most ``largest`` and at least ``_SMALLEST`` (less in a small batch, which
+    is still shared by every worker).
+    """
+    bounds = []
+    start = 0
+    smallest = min(_SMALLEST, math.ceil(n / (2 * workers)))
+    while start < n:
+        size = max(smallest, min(largest, math.ceil((n - start) / (2 * workers))))
+        bounds.append((start, min(n, start + size)))
+        start += size
+    return bounds
+
+
+_SMALLEST = 32
+
+
+async def _settle(future: asyncio.Future[Any]) -> None:
+    """Wait for a send to a worker that is being discarded; its outcome no longer matters."""
+    try:
+        await future
+    except Exception:  # the channel is gone: nothing was answered, nothing to report
+        pass
 
 
 class WorkerPool:
@@ -94,6 +129,7 @@ class WorkerPool:
             self._idle.put_nowait(None)
         self._load_failure: _LoadFailure | None = None
         self._live: set[_Slot] = set()
+        self._waiting = 0  # runners waiting for a worker: nothing is sent ahead while any wait
 
     # -- workers -------------------------------------------------------------
     async def _start(self) -> _Slot:
@@ -150,12 +186,9 @@ class WorkerPool:
         outcomes: list[PythonOutcome | None] = [None] * len(calls)
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
-        # Big chunks keep workers busy between the host's replies (a worker answers
-        # as it goes, every FLUSH_SECONDS); at least two per worker even out the tail.
-        chunk = max(1, min(self.chunk_size, math.ceil(len(calls) / (2 * self.size))))
         queue: asyncio.Queue[_Chunk] = asyncio.Queue()
-        for start in range(0, len(calls), chunk):
-            queue.put_nowait(_Chunk(list(range(start, min(start + chunk, len(calls)))), careful=False))
+        for start, stop in chunk_bounds(len(calls), self.size, self.chunk_size):
+            queue.put_nowait(_Chunk(list(range(start, stop)), careful=False))
         runners = [
             asyncio.create_task(self._runner(queue, calls, outcomes, limit))
             for _ in range(min(self.size, queue.qsize()))
@@ -187,7 +220,11 @@ class WorkerPool:
     ) -> None:
         while not queue.empty():
             chunk = queue.get_nowait()
-            token = await self._idle.get()
+            self._waiting += 1
+            try:
+                token = await self._idle.get()
+            finally:
+                self._waiting -= 1
             slot: _Token = None
             try:
                 if isinstance(token, _Slot):
@@ -210,7 +247,7 @@ class WorkerPool:
                             )
                         slot = None
                         continue
-                slot, leftover = await self._grade_chunk(slot, chunk, calls, outcomes, limit)
+                slot, leftover = await self._serve(slot, chunk, queue, calls, outcomes, limit)
                 for item in leftover:
                     queue.put_nowait(item)
             finally:
@@ -221,18 +258,68 @@ class WorkerPool:
                 else:
                     self._idle.put_nowait(slot)
 
-    async def _grade_chunk(
+    async def _serve(
         self,
         slot: _Slot,
         chunk: _Chunk,
+        queue: asyncio.Queue[_Chunk],
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
     ) -> tuple[_Token, list[_Chunk]]:
-        indices = chunk.indices
+        """Grade ``chunk`` on ``slot``, and while the worker grades it, send it the
+        batch's next chunk: the worker then starts on it at once instead of waiting
+        for the host to read its answer and write the next chunk (a tenth of its time
+        on 2 cores). Nothing is sent ahead while other batches wait for a worker, or
+        when the worker is due to be recycled. A chunk sent ahead gets no answer when
+        the one before it fails; it goes back to the queue unchanged.
+        """
+        sending: asyncio.Future[int | None] = asyncio.ensure_future(self._send(slot, chunk, calls, limit))
+        while True:
+            ahead: _Chunk | None = None
+            ahead_sending: asyncio.Future[int | None] | None = None
+            if (
+                not queue.empty()
+                and self._waiting == 0
+                and slot.served + len(chunk.indices) < self.recycle_after
+            ):
+                ahead = queue.get_nowait()
+                ahead_sending = asyncio.ensure_future(self._send(slot, ahead, calls, limit))
+            request_id = await sending
+            if request_id is None:
+                state, leftover = _DEAD, [chunk]
+            else:
+                state, leftover = await self._collect(slot, chunk, request_id, outcomes, limit)
+            if ahead is not None and ahead_sending is not None:
+                if state is _LIVE:
+                    chunk, sending = ahead, ahead_sending
+                    continue
+                # The worker is gone: the chunk sent ahead was never answered.
+                await _settle(ahead_sending)
+                leftover = [*leftover, ahead]
+            if state is _DEAD:
+                await self._discard(slot)
+                return None, leftover
+            if state is _RECYCLED:
+                return None, leftover
+            if slot.served >= self.recycle_after:
+                await self._discard(slot)
+                self.stats.recycled += 1
+                # A planned recycle: start the replacement now, off the next chunk's path.
+                return asyncio.ensure_future(self._start()), leftover
+            return slot, leftover
+
+    async def _send(
+        self, slot: _Slot, chunk: _Chunk, calls: Sequence[PythonCall], limit: float
+    ) -> int | None:
+        """Write one chunk to the worker; its request id, or ``None`` if the worker is gone."""
         request_id = next(_ids)
-        samples = [calls[i].sample for i in indices]
-        items = [calls[i].item for i in indices]
+        indices = chunk.indices
+        first, last = indices[0], indices[-1]
+        if isinstance(calls, PythonCalls) and last - first + 1 == len(indices):  # a run of calls
+            samples, items = calls.samples[first : last + 1], calls.items[first : last + 1]
+        else:
+            samples, items = [calls[i].sample for i in indices], [calls[i].item for i in indices]
         message = {
             "op": "grade",
             "id": request_id,
@@ -242,11 +329,23 @@ class WorkerPool:
             "careful": chunk.careful,
         }
         try:
-            await slot.channel.send(message)
+            async with slot.sending:
+                await slot.channel.send(message)
         except (ChannelClosed, OSError):
-            await self._discard(slot)
             self.stats.crashed += 1
-            return None, [chunk]  # nothing was graded: retry the chunk on a fresh worker
+            return None
+        return request_id
+
+    async def _collect(
+        self,
+        slot: _Slot,
+        chunk: _Chunk,
+        request_id: int,
+        outcomes: list[PythonOutcome | None],
+        limit: float,
+    ) -> tuple[object, list[_Chunk]]:
+        """Read a chunk's answers: (worker state, chunks to queue again)."""
+        indices = chunk.indices
         answered = 0
         while answered < len(indices):
             started = time.perf_counter()
@@ -255,12 +354,24 @@ class WorkerPool:
                     frame = await slot.channel.recv(None)
                 rewards, durations, extras = _parse_results(frame, request_id, answered)
             except (TimeoutError, ChannelClosed) as exc:
-                return None, await self._blame(slot, chunk, answered, exc, outcomes, limit, started)
+                return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started)
             recycle = False
             count = min(len(rewards), len(indices) - answered)
             for k in range(count):
-                extra = extras.get(k)
-                outcomes[indices[answered + k]] = _outcome(rewards[k], durations[k], extra)
+                extra = extras.get(k) if extras else None
+                reward, duration = rewards[k], durations[k]
+                if (
+                    extra is None
+                    and type(reward) is float
+                    and type(duration) is int
+                    and reward - reward == 0.0
+                ):
+                    # The common case, inline: a finite reward (x - x is nan for inf and nan).
+                    outcomes[indices[answered + k]] = _new_outcome(
+                        PythonOutcome, (reward, None, None, None, "", duration / 1e9)
+                    )
+                    continue
+                outcomes[indices[answered + k]] = _outcome(reward, duration, extra)
                 if extra is not None and extra.get("recycle"):
                     recycle = True
             answered += count
@@ -270,15 +381,10 @@ class WorkerPool:
                 await self._discard(slot)
                 self.stats.recycled += 1
                 rest = indices[answered:]
-                return None, [_Chunk(rest, careful=chunk.careful)] if rest else []
-        if slot.served >= self.recycle_after:
-            await self._discard(slot)
-            self.stats.recycled += 1
-            # A planned recycle: start the replacement now, off the next chunk's path.
-            return asyncio.ensure_future(self._start()), []
-        return slot, []
+                return _RECYCLED, [_Chunk(rest, careful=chunk.careful)] if rest else []
+        return _LIVE, []
 
-    async def _blame(
+    def _blame(
         self,
         slot: _Slot,
         chunk: _Chunk,
@@ -288,8 +394,8 @@ class WorkerPool:
         limit: float,
         started: float,
     ) -> list[_Chunk]:
-        """A worker hung or died after ``answered`` replies: flag the culprit, re-queue the rest."""
-        await self._discard(slot)
+        """A worker hung or died after ``answered`` replies (the caller discards it):
+        flag the culprit, re-queue the rest."""
         rest = chunk.indices[answered:]
         if not chunk.careful:
             # Replies come in batches: any unanswered sample may be the culprit.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -174,3 +175,50 @@ def test_nothing_outlives_a_killed_host_process(backend: str) -> None:
                 break
             time.sleep(0.2)
         assert not left, f"sandbox processes outlived their host: {left}"
+
+
+def test_chunks_cover_the_batch_and_shrink_towards_its_end() -> None:
+    from rftgrade.sandbox._pool import chunk_bounds
+
+    for n in (1, 2, 3, 10, 100, 1000, 8192, 25_001):
+        for workers in (1, 2, 8):
+            bounds = chunk_bounds(n, workers, 1024)
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+            sizes = [stop - start for start, stop in bounds]
+            assert all(0 < s <= 1024 for s in sizes)
+            assert sizes[:-1] == sorted(sizes[:-1], reverse=True)  # the last may be a remainder
+            if n >= 2 * workers:
+                assert len(bounds) >= workers  # every worker gets a share
+
+
+@pytest.mark.parametrize("culprit", [0, 57, 299])
+def test_a_worker_dying_with_a_chunk_sent_ahead_loses_no_other_sample(culprit: int) -> None:
+    # Workers get their next chunk while they grade the current one. When one dies,
+    # the chunk sent ahead (never answered) is graded again elsewhere; only the
+    # sample that killed it is flagged.
+    executor = SandboxExecutor("process", workers=2)
+    source = textwrap.dedent(
+        """
+        import os
+        def grade(sample, item):
+            if item["die"]:
+                os._exit(3)
+            return float(item["n"])
+        """
+    )
+    grader = Grader({"type": "python", "name": "n", "source": source}, python=executor)
+    rows = [{"sample": "x", "item": {"n": n, "die": n == culprit}} for n in range(300)]
+    try:
+        results = grader.run_batch(rows)
+        again = grader.run_batch([{"sample": "x", "item": {"n": n, "die": False}} for n in range(300)])
+    finally:
+        stats = executor.stats()
+        grader.close()
+    assert [r.ok for r in results].count(False) == 1 and not results[culprit].ok
+    assert results[culprit].errors.python_grader_runtime_error
+    assert [r.reward for i, r in enumerate(results) if i != culprit] == [
+        float(n) for n in range(300) if n != culprit
+    ]
+    assert [r.reward for r in again] == [float(n) for n in range(300)]
+    assert stats[0]["crashed"] >= 1
