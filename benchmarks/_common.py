@@ -41,6 +41,35 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> float:
     return best
 
 
+_SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(4_000_000):\n    x += i % 7\nprint(time.perf_counter() - t)\n"
+
+
+def parallel_capacity(rounds: int = 3) -> float:
+    """How much work all cores together do, in units of one busy core.
+
+    The same pure-Python loop runs alone, then once per core at the same time;
+    ``cores * alone / together``. An ideal machine gives the core count; virtual
+    CPUs that share physical cores give less. A sandboxed batch (host plus one
+    worker per core) can at best be this many times faster than one in-process
+    loop, before paying for crossing the process boundary.
+    """
+    import os
+    import subprocess
+    import sys
+
+    cores = os.cpu_count() or 1
+    ratios = []
+    for _ in range(rounds):
+        alone = float(subprocess.run([sys.executable, "-c", _SPIN], capture_output=True, text=True).stdout)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True)
+            for _ in range(cores)
+        ]
+        together = max(float(p.communicate()[0]) for p in procs)
+        ratios.append(cores * alone / together)
+    return sorted(ratios)[len(ratios) // 2]
+
+
 def machine() -> dict[str, Any]:
     import os
 

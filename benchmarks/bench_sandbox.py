@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import write
+from benchmarks._common import parallel_capacity, write
 from rftgrade import Grader
 from rftgrade.sandbox import SandboxExecutor
 from rftgrade.sandbox._select import backend_class
@@ -174,6 +174,7 @@ def main() -> None:
     backends = [b for b in ("docker", "bwrap", "process") if backend_class(b).unavailable_reason() is None]
     report: dict[str, Any] = {
         "cores": cores,
+        "parallel_capacity_cores": parallel_capacity(),
         "samples": args.samples,
         **worker_rounds(backends, rows, args.rounds),
     }
@@ -212,7 +213,9 @@ def main() -> None:
         f"# Sandboxed python graders ({args.samples:,} chip-wiring samples, {cores} cores, "
         f"host Python {platform.python_version()} at {sys.executable})",
         "",
-        f"(a) and (b) interleaved over {args.rounds} rounds; ratios are per round, median (min-max).",
+        f"(a) and (b) interleaved over {args.rounds} rounds; ratios are per round, median (min-max). "
+        f"All {cores} cores busy at once do {report['parallel_capacity_cores']:.2f}x the work of one "
+        "(`benchmarks._common.parallel_capacity`).",
         "",
         "| run | samples/s | vs in-process loop | single-call p50 / p99 (ms) |",
         "|---|---:|---:|---:|",

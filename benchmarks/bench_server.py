@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import orjson
 
-from benchmarks._common import write
+from benchmarks._common import parallel_capacity, write
 from benchmarks.bench_sandbox import CHIP, chip_rows, in_process
 
 STRING_CHECK = {
@@ -119,6 +119,8 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = chip_rows(args.samples)
+    # Measured before the server starts, on an otherwise idle machine.
+    capacity = parallel_capacity()
     port = _port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -137,7 +139,11 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    report: dict[str, Any] = {"samples": args.samples, "rounds": args.batches}
+    report: dict[str, Any] = {
+        "samples": args.samples,
+        "rounds": args.batches,
+        "parallel_capacity_cores": capacity,
+    }
     try:
         client = httpx.Client(timeout=600)
         for _ in range(600):
@@ -269,6 +275,8 @@ def main() -> None:
                 f"# Reward server ({args.samples:,}-sample chip-wiring batches, sandbox `{args.sandbox}`, {os.cpu_count()} cores)",
                 "",
                 f"Loop and requests interleaved over {args.batches} rounds; ratios per round, median (min-max).",
+                f"All {os.cpu_count()} cores busy at once do {capacity:.2f}x the work of one "
+                "(`benchmarks._common.parallel_capacity`).",
                 "",
                 "| | rows/s | vs loop | p50 | p99 |",
                 "|---|---:|---:|---:|---:|",

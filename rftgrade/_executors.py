@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, overload, runtime_checkable
 
+from rftgrade._rawitem import RawItem
 from rftgrade._result import TokenUsage
 
 __all__ = [
@@ -55,12 +56,13 @@ class PythonCalls(Sequence[PythonCall]):
 
     A :class:`~collections.abc.Sequence` of :class:`PythonCall`, so any executor can
     index it; a sandbox pool slices the columns instead (one C-level copy per chunk,
-    no tuple per row).
+    no tuple per row), and forwards items still in their JSON text
+    (:class:`~rftgrade._rawitem.RawItem`) as that text. Indexing parses them.
     """
 
     __slots__ = ("items", "samples")
 
-    def __init__(self, samples: list[str | dict[str, Any]], items: list[dict[str, Any]]) -> None:
+    def __init__(self, samples: list[str | dict[str, Any]], items: list[dict[str, Any] | RawItem]) -> None:
         if len(samples) != len(items):
             raise ValueError(f"{len(samples)} samples but {len(items)} items")
         self.samples = samples
@@ -78,7 +80,8 @@ class PythonCalls(Sequence[PythonCall]):
     def __getitem__(self, index: int | slice) -> PythonCall | PythonCalls:
         if isinstance(index, slice):
             return PythonCalls(self.samples[index], self.items[index])
-        return PythonCall(self.samples[index], self.items[index])
+        item = self.items[index]
+        return PythonCall(self.samples[index], item.parse() if type(item) is RawItem else item)  # type: ignore[arg-type]
 
 
 class PythonOutcome(NamedTuple):

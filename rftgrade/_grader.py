@@ -19,6 +19,7 @@ from rftgrade._gc import gc_paused
 from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
 from rftgrade._load import GraderLike, grader_to_dict, load_spec, unknown_key_warnings
 from rftgrade._portal import get_portal
+from rftgrade._rawitem import RawItem
 from rftgrade._result import GradeResult
 from rftgrade._sample import SampleLike, make_sample
 from rftgrade._specs import AnyGrader
@@ -82,6 +83,8 @@ def _model_problems(compiled: CompiledGrader, judge: JudgeExecutor, path: str) -
     return out
 
 
+_ITEM_TYPES = (dict, RawItem)
+
 DEFAULT_MAX_SAMPLE_CHARS = 2_000_000
 """Longer model outputs are cut to this many characters and flagged ``truncated_observation_error``."""
 
@@ -99,7 +102,7 @@ def _to_row(row: RowLike | Any, max_chars: int) -> tuple[Row | None, str | None,
         else:
             return None, f"a row is a {{sample, item}} object, not {type(row).__name__}", False
         item = {} if item is None else item
-        if not isinstance(item, dict):
+        if not isinstance(item, (dict, RawItem)):
             return None, f"`item` must be a JSON object, got {type(item).__name__}", False
         truncated = False
         if isinstance(sample, str) and len(sample) > max_chars:
@@ -177,8 +180,8 @@ class Grader:
                 # The common row, {"sample": "<text>", "item": {...}}, has no check to fail.
                 if type(raw) is dict:
                     sample, item = raw.get("sample"), raw.get("item")
-                    if type(sample) is str and type(item) is dict and len(sample) <= limit:
-                        prepared.append(Row(sample, item))
+                    if type(sample) is str and type(item) in _ITEM_TYPES and len(sample) <= limit:
+                        prepared.append(Row(sample, item))  # type: ignore[arg-type]
                         positions.append(i)
                         results.append(None)
                         continue

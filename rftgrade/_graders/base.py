@@ -9,6 +9,7 @@ from typing import Any
 
 from rftgrade._embeddings import Embedder
 from rftgrade._executors import JudgeExecutor, PythonExecutor
+from rftgrade._rawitem import RawItem
 from rftgrade._result import GradeResult
 from rftgrade._sample import Sample, make_sample
 from rftgrade._specs import AnyGrader
@@ -20,16 +21,29 @@ __all__ = ["CompiledGrader", "Row", "Runtime", "flag_variable_error", "render"]
 class Row:
     """One ``(sample, item)`` to grade; the sample and template namespaces are built on first use.
 
-    A text sample stays a plain ``str`` until a grader asks for :attr:`sample`:
-    python graders send the text to the sandbox as it is (see :meth:`wire`).
+    A text sample stays a plain ``str`` until a grader asks for :attr:`sample`, and
+    an item that arrived as JSON text (:class:`~rftgrade._rawitem.RawItem`) stays
+    text until a grader asks for :attr:`item`: python graders send both to the
+    sandbox as they are (see :meth:`wire` and :meth:`wire_item`).
     """
 
-    __slots__ = ("_ns", "_sample", "item")
+    __slots__ = ("_item", "_ns", "_sample")
 
-    def __init__(self, sample: Sample | str, item: dict[str, Any]) -> None:
+    def __init__(self, sample: Sample | str, item: dict[str, Any] | RawItem) -> None:
         self._sample = sample
-        self.item = item
+        self._item = item
         self._ns: dict[str, Any] | None = None
+
+    @property
+    def item(self) -> dict[str, Any]:
+        item = self._item
+        if type(item) is RawItem:
+            item = self._item = item.parse()
+        return item  # type: ignore[return-value]
+
+    def wire_item(self) -> dict[str, Any] | RawItem:
+        """The item for the sandbox worker: its JSON text if it is still text."""
+        return self._item
 
     @property
     def sample(self) -> Sample:

@@ -150,7 +150,7 @@ class CompiledPython(CompiledGrader):
                 for _ in rows
             ]
         with gc_paused():
-            calls = PythonCalls([row.wire() for row in rows], [row.item for row in rows])
+            calls = PythonCalls([row.wire() for row in rows], [row.wire_item() for row in rows])
         start = time.perf_counter()
         try:
             outcomes = await executor.run(self.program, calls, timeout=runtime.python_timeout)

@@ -18,7 +18,7 @@ from rftgrade._json import dumps, loads
 
 __all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 

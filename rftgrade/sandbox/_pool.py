@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rftgrade._executors import PythonCall, PythonCalls, PythonOutcome, PythonProgram
+from rftgrade._rawitem import RawItem
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import PROTOCOL_VERSION, Channel, ChannelClosed
 from rftgrade.sandbox._limits import Limits
@@ -320,14 +321,23 @@ class WorkerPool:
             samples, items = calls.samples[first : last + 1], calls.items[first : last + 1]
         else:
             samples, items = [calls[i].sample for i in indices], [calls[i].item for i in indices]
-        message = {
+        message: dict[str, Any] = {
             "op": "grade",
             "id": request_id,
             "timeout": limit,
             "samples": samples,
-            "items": items,
             "careful": chunk.careful,
         }
+        kinds = set(map(type, items))
+        if kinds == {RawItem}:
+            # Items still in the JSON text they arrived in go as one JSON array: the
+            # worker parses it in one call, the host never builds them.
+            text = b"[" + b",".join([item.data for item in items]) + b"]"  # type: ignore[union-attr]
+            message["items_json"] = text if slot.channel.marshal_version is not None else text.decode()
+        else:
+            message["items"] = (
+                [i.parse() if type(i) is RawItem else i for i in items] if RawItem in kinds else items
+            )
         try:
             async with slot.sending:
                 await slot.channel.send(message)

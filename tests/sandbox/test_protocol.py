@@ -38,6 +38,15 @@ SAMPLES: list[Any] = [
     '\u3000{"a": 1}',  # a leading non-ASCII space: not a JSON document, for host and worker alike
     {"output_text": '\u3000{"a": 1}', "output_tools": [{"function": {"name": "f"}}]},
     " \n[1, 2]\u3000",
+    # Where the worker's direct scanner call must agree with json.loads on the host:
+    "[1, 2] x",
+    '{"a": 1}}',
+    '"a" "b"',
+    "tru",
+    "[1,]",
+    "1e400",
+    '{"a": 1}\t\n',
+    "[" * 100_000,
 ]
 
 

@@ -123,6 +123,57 @@ def test_compact_answer_matches_the_full_one(url: str) -> None:
     assert failure["messages"] == full["results"][3]["metadata"]["error_messages"]
 
 
+ECHO_ITEM = {
+    "type": "python",
+    "name": "echo_item",
+    "source": "import json\ndef grade(sample, item):\n"
+    "    print(json.dumps(item, sort_keys=True))\n    return float(len(item))\n",
+}
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_items_left_as_json_text_reach_graders_unchanged(url: str, compact: bool) -> None:
+    # The server keeps each row's item as its JSON text (a python grader's worker
+    # parses it); every shape of item must still reach a grader exactly as the
+    # library gives it, and bad ones must get the library's flag.
+    items: list[Any] = [
+        {"a": 1, "b": [1.5, None, True], "c": {"d": "é \u2028 🦀"}},
+        {},
+        {"big": 2**70, "neg": -0.0, "exp": 1e-300},
+        {"dup": 1},
+        None,
+        [1, 2],
+        5,
+    ]
+    rows: list[Any] = [{"sample": f"s{i}", "item": item} for i, item in enumerate(items)]
+    rows.append({"sample": "no item"})
+    rows.append({"sample": {"output_text": "a dict sample"}, "item": {"x": 1}})
+    rows.append({"item": {"no": "sample"}})
+    rows.append({"sample": "s0", "item": items[0]})  # identical to the first row
+    text = json.dumps({"grader": ECHO_ITEM, "rows": rows, "compact": compact}).replace(
+        '"dup": 1',
+        '"dup": 0, "dup": 1',  # a duplicate key: the last one wins, as everywhere
+    )
+    answer = httpx.post(
+        url + "/v1/grade",
+        content=text,
+        headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+        timeout=60,
+    ).json()
+    full = post(url, "/v1/grade", {"grader": ECHO_ITEM, "rows": rows}).json()["results"]
+    expected_len = [3.0, 0.0, 3.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 3.0]
+    expected_ok = [True, True, True, True, True, False, False, True, True, False, True]
+    rewards = answer["rewards"] if compact else [r["reward"] for r in answer["results"]]
+    assert rewards == expected_len
+    assert [not r["metadata"]["errors"]["sample_parse_error"] for r in full] == expected_ok
+    for i in (0, 1, 2, 3, 8, 10):
+        seen = json.loads(full[i]["metadata"]["scores"]["stdout"])
+        want = {"dup": 1} if i == 3 else rows[i]["item"]
+        assert seen == json.loads(json.dumps(want, sort_keys=True)), i
+    if compact:
+        assert [f["index"] for f in answer["failures"]] == [5, 6, 9]
+
+
 def test_a_lone_surrogate_in_a_result_is_still_answered(url: str) -> None:
     # A grader's stdout (or a model's text) may hold a lone surrogate; the answer
     # must still be valid JSON, on every path that writes results.
