@@ -11,6 +11,7 @@ and get results in OpenAI's ``graders/run`` response shape::
 
 from __future__ import annotations
 
+from rftgrade._columns import Columns
 from rftgrade._exceptions import (
     BackendUnavailableError,
     DataError,
@@ -48,6 +49,7 @@ __all__ = [
     "ERROR_FLAGS",
     "GRADER_TYPES",
     "BackendUnavailableError",
+    "Columns",
     "DataError",
     "GradeResult",
     "Grader",

@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rftgrade._columns import Columns
 from rftgrade._embeddings import Embedder
 from rftgrade._exceptions import GraderValidationError, Problem
-from rftgrade._executors import JudgeExecutor, PythonExecutor
+from rftgrade._executors import JudgeExecutor, PythonCalls, PythonExecutor
 from rftgrade._gc import gc_paused
 from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
+from rftgrade._graders.python import CompiledPython
 from rftgrade._load import GraderLike, grader_to_dict, load_spec, unknown_key_warnings
 from rftgrade._portal import get_portal
 from rftgrade._rawitem import RawItem
@@ -84,6 +86,7 @@ def _model_problems(compiled: CompiledGrader, judge: JudgeExecutor, path: str) -
 
 
 _ITEM_TYPES = (dict, RawItem)
+_ITEM_TYPE_SET = frozenset(_ITEM_TYPES)
 
 DEFAULT_MAX_SAMPLE_CHARS = 2_000_000
 """Longer model outputs are cut to this many characters and flagged ``truncated_observation_error``."""
@@ -217,14 +220,36 @@ class Grader:
             results[pos] = result
         return [r for r in results if r is not None]
 
-    def run_batch(self, rows: Iterable[RowLike]) -> list[GradeResult]:
+    def _column_calls(self, rows: Iterable[RowLike] | Columns) -> PythonCalls | None:
+        """A python grader's calls straight from :class:`Columns` of texts and dicts, or
+        ``None`` when the batch needs the row-by-row path (and its checks)."""
+        if not isinstance(rows, Columns) or not isinstance(self.compiled, CompiledPython) or not len(rows):
+            return None
+        samples, items = rows.samples, rows.items
+        # Whole-column checks run in C: the rows they accept are exactly the rows
+        # _prepare's common-row path accepts.
+        if set(map(type, samples)) != {str} or not set(map(type, items)) <= _ITEM_TYPE_SET:
+            return None
+        if max(map(len, samples)) > self.max_sample_chars:
+            return None
+        return PythonCalls(list(samples), list(items))  # type: ignore[arg-type]
+
+    def run_batch(self, rows: Iterable[RowLike] | Columns) -> list[GradeResult]:
         """Grade many rows, in order. One broken row never sinks the batch.
+
+        ``rows`` is a list of ``{"sample", "item"}`` rows (or ``(sample, item)``
+        tuples), or :class:`~rftgrade.Columns`.
 
         The cyclic garbage collector is paused for the call (see :mod:`rftgrade._gc`):
         the batch's own objects hold no cycles, and collections triggered by them
         would walk the caller's whole heap (a trainer's is large) several times.
         """
         with gc_paused():
+            calls = self._column_calls(rows)
+            if calls is not None:
+                return get_portal().call(self._grade_calls(calls))
+            if isinstance(rows, Columns):
+                rows = rows.rows()
             prepared, positions, results, truncated = self._prepare(rows)
             if self.compiled.is_sync:
                 graded = self.compiled.grade_rows(prepared)
@@ -235,14 +260,23 @@ class Grader:
             del prepared, positions, results, graded
         return out
 
-    async def arun_batch(self, rows: Iterable[RowLike]) -> list[GradeResult]:
+    async def arun_batch(self, rows: Iterable[RowLike] | Columns) -> list[GradeResult]:
         """Async :meth:`run_batch`."""
+        calls = self._column_calls(rows)
+        if calls is not None:
+            return await get_portal().acall(self._grade_calls(calls))
+        if isinstance(rows, Columns):
+            rows = rows.rows()
         prepared, positions, results, truncated = self._prepare(rows)
         if self.compiled.is_sync:
             graded = self.compiled.grade_rows(prepared)
         else:
             graded = await get_portal().acall(self._grade_async(prepared))
         return self._finish(results, positions, graded, truncated)
+
+    async def _grade_calls(self, calls: PythonCalls) -> list[GradeResult]:
+        assert isinstance(self.compiled, CompiledPython)
+        return await self.compiled.grade_calls(calls, self.runtime)
 
     async def _grade_async(self, rows: list[Row]) -> list[GradeResult]:
         start = time.perf_counter()

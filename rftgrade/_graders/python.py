@@ -138,6 +138,12 @@ class CompiledPython(CompiledGrader):
         )
 
     async def grade_batch(self, rows: Sequence[Row], runtime: Runtime) -> list[GradeResult]:
+        with gc_paused():
+            calls = PythonCalls([row.wire() for row in rows], [row.wire_item() for row in rows])
+        return await self.grade_calls(calls, runtime)
+
+    async def grade_calls(self, calls: PythonCalls, runtime: Runtime) -> list[GradeResult]:
+        """Grade calls already in the executor's form (one result each, in order)."""
         executor = runtime.python
         if executor is None:
             return [
@@ -147,10 +153,8 @@ class CompiledPython(CompiledGrader):
                     "--sandbox docker|bwrap|process (see `rftgrade sandbox doctor`)",
                     python_grader_server_error_type="sandbox_unavailable",
                 )
-                for _ in rows
+                for _ in calls
             ]
-        with gc_paused():
-            calls = PythonCalls([row.wire() for row in rows], [row.wire_item() for row in rows])
         start = time.perf_counter()
         try:
             outcomes = await executor.run(self.program, calls, timeout=runtime.python_timeout)
@@ -163,7 +167,7 @@ class CompiledPython(CompiledGrader):
                     details=f"{type(exc).__name__}: {exc}",
                     duration=elapsed,
                 )
-                for _ in rows
+                for _ in calls
             ]
         del calls
         name, kind, isolated = self.name, self.type, executor.isolated

@@ -1,4 +1,4 @@
-"""Reading ``POST /v1/grade`` bodies so that the rows' items stay JSON text.
+"""Reading ``POST /v1/grade`` bodies as columns whose items stay JSON text.
 
 A 8,192-row batch is mostly items, and a python grader never reads an item on
 the host: it forwards it to a sandbox worker. msgspec parses the body's shape
@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from rftgrade._columns import Columns
 from rftgrade._json import loads
 from rftgrade._rawitem import RawItem
 
@@ -38,22 +39,31 @@ class _Body(msgspec.Struct):
 _decode = msgspec.json.Decoder(_Body).decode
 
 
-def parse_grade_body(data: bytes) -> dict[str, Any] | None:
-    """The body with each row's object item as a :class:`RawItem`, or ``None`` when the
-    body is not of that shape (rows that are not objects, invalid JSON, ...)."""
+def parse_grade_body(data: bytes) -> tuple[dict[str, Any], Columns | None] | None:
+    """The body, and its rows as :class:`~rftgrade.Columns` whose object items are
+    :class:`RawItem`; ``None`` when the body is not of that shape (rows that are not
+    objects, invalid JSON, ...).
+
+    With columns, the body's ``rows`` is empty (the columns are the rows); a body
+    with a row that has no ``sample`` keeps its rows, so that row gets its usual flag.
+    """
     try:
         body = _decode(data)
     except msgspec.DecodeError:
         return None
-    rows: list[dict[str, Any]] = []
-    append = rows.append
-    unset = msgspec.UNSET
-    for row in body.rows:
-        raw = row.item
-        # msgspec has checked the JSON; an object's text starts with its brace.
-        item = RawItem(raw) if memoryview(raw)[0] == _OPEN_BRACE else loads(bytes(raw))
-        if row.sample is unset:
-            append({"item": item})
-        else:
-            append({"sample": row.sample, "item": item})
-    return {"grader": body.grader, "rows": rows, "stream": body.stream, "compact": body.compact}
+    rows = body.rows
+    # msgspec has checked the JSON; an object's text starts with its brace.
+    items = [
+        RawItem(row.item) if memoryview(row.item)[0] == _OPEN_BRACE else loads(bytes(row.item))
+        for row in rows
+    ]
+    samples = [row.sample for row in rows]
+    fields = {"grader": body.grader, "stream": body.stream, "compact": body.compact}
+    if msgspec.UNSET in samples:
+        unset = msgspec.UNSET
+        listed = [
+            {"item": item} if sample is unset else {"sample": sample, "item": item}
+            for sample, item in zip(samples, items, strict=True)
+        ]
+        return {**fields, "rows": listed}, None
+    return {**fields, "rows": []}, Columns(samples, items)

@@ -1,0 +1,47 @@
+"""A batch as two columns, samples and items, the shape RL trainers already hold.
+
+``Grader.run_batch(Columns(samples, items))`` grades the same rows as
+``run_batch([{"sample": s, "item": i}, ...])``. When every sample is text within
+the length limit and every item a dict (or JSON text, :class:`RawItem`), a python
+grader's calls are the columns themselves: no object per row on the host before
+the sandbox. Any other batch is graded row by row, with the same checks and
+flags as a list of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rftgrade._rawitem import RawItem
+
+__all__ = ["Columns"]
+
+
+class Columns:
+    """``samples[i]`` with ``items[i]``, for every ``i``.
+
+    Raises:
+        ValueError: the two columns differ in length.
+    """
+
+    __slots__ = ("items", "samples")
+
+    def __init__(self, samples: Sequence[Any], items: Sequence[Mapping[str, Any] | RawItem | None]) -> None:
+        if len(samples) != len(items):
+            raise ValueError(
+                f"Columns: samples has {len(samples):,} entries and items {len(items):,}; "
+                "give one item per sample"
+            )
+        self.samples = samples
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return f"Columns({len(self):,} rows)"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The same batch as ``{"sample", "item"}`` rows."""
+        return [{"sample": s, "item": i} for s, i in zip(self.samples, self.items, strict=True)]

@@ -1,0 +1,86 @@
+"""`Columns`: a batch as two columns grades exactly like the same rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rftgrade import Columns, Grader
+from rftgrade._rawitem import RawItem
+from rftgrade.sandbox import SandboxExecutor
+
+from .conftest import string_check
+
+SOURCE = "def grade(sample, item):\n    return len(sample['output_text']) / 10 + item.get('bonus', 0)\n"
+
+
+def _same(a: list[Any], b: list[Any]) -> None:
+    assert [r.to_dict() for r in a] == [r.to_dict() for r in b]
+
+
+@pytest.fixture(scope="module")
+def python_grader() -> Any:
+    grader = Grader({"type": "python", "name": "len", "source": SOURCE}, python=SandboxExecutor("process"))
+    yield grader
+    grader.close()
+
+
+def _strip_times(results: list[Any]) -> list[Any]:
+    for r in results:
+        r.execution_time = 0.0
+    return results
+
+
+def test_text_columns_take_the_python_fast_path_and_grade_like_rows(python_grader: Grader) -> None:
+    samples = [f"answer {i}" * (i % 3) for i in range(50)]
+    items: list[Any] = [{"bonus": i} for i in range(49)] + [RawItem(b'{"bonus": 100}')]
+    assert python_grader._column_calls(Columns(samples, items)) is not None
+    by_rows = python_grader.run_batch([{"sample": s, "item": i} for s, i in zip(samples, items, strict=True)])
+    by_columns = python_grader.run_batch(Columns(samples, items))
+    _same(_strip_times(by_rows), _strip_times(by_columns))
+    assert by_columns[-1].reward == len(samples[-1]) / 10 + 100
+
+
+@pytest.mark.parametrize(
+    "samples, items",
+    [
+        (["ok", 5, None], [{}, {}, {}]),  # not text: flagged, row by row
+        (["ok", "ok"], [{}, [1]]),  # an item that is not an object
+        (["ok", {"output_text": "a dict sample"}], [{}, {}]),
+        (["ok", "x" * 50], [None, {}]),  # None items are {}
+    ],
+)
+def test_other_columns_are_graded_row_by_row_with_the_same_flags(
+    python_grader: Grader, samples: list[Any], items: list[Any]
+) -> None:
+    columns = Columns(samples, items)
+    by_rows = python_grader.run_batch(columns.rows())
+    by_columns = python_grader.run_batch(columns)
+    _same(_strip_times(by_rows), _strip_times(by_columns))
+
+
+def test_too_long_samples_are_cut_and_flagged_as_rows_are() -> None:
+    grader = Grader(
+        {"type": "python", "name": "len", "source": SOURCE},
+        python=SandboxExecutor("process"),
+        max_sample_chars=20,
+    )
+    try:
+        columns = Columns(["short", "y" * 30], [{}, {}])
+        assert grader._column_calls(columns) is None
+        long_one = grader.run_batch(columns)[1]
+        assert long_one.errors.truncated_observation_error and long_one.reward == 2.0
+    finally:
+        grader.close()
+
+
+def test_columns_for_a_deterministic_grader() -> None:
+    grader = Grader(string_check("eq"))
+    results = grader.run_batch(Columns(["42", "41"], [{"answer": "42"}, RawItem(b'{"answer": "42"}')]))
+    assert [r.reward for r in results] == [1.0, 0.0]
+
+
+def test_columns_of_different_lengths_are_refused_with_both_lengths() -> None:
+    with pytest.raises(ValueError, match="samples has 2 entries and items 1"):
+        Columns(["a", "b"], [{}])
