@@ -48,7 +48,7 @@ from rftgrade.server._models import (
     ValidateRequest,
 )
 
-__all__ = ["ServerConfig", "create_app", "dedupe_rows", "openrlhf_rows"]
+__all__ = ["ServerConfig", "create_app", "dedupe_rows", "openrlhf_columns", "openrlhf_rows"]
 
 
 @dataclass
@@ -130,18 +130,20 @@ def openrlhf_rows(body: OpenRLHFRequest) -> list[dict[str, Any]]:
     does not start with the prompt). ``sample`` is that response; ``item`` is
     ``{"prompt", "label", "reference_answer" (= label), "query"}``.
     """
-    rows = []
+    return openrlhf_columns(body).rows()
+
+
+def openrlhf_columns(body: OpenRLHFRequest) -> Columns:
+    """:func:`openrlhf_rows` as :class:`~rftgrade.Columns` (what the endpoint grades)."""
+    samples: list[str] = []
+    items: list[dict[str, Any]] = []
+    prompts, labels = body.prompts or [], body.labels or []
     for i, query in enumerate(body.query):
-        prompt = body.prompts[i] if body.prompts and i < len(body.prompts) else ""
-        label = body.labels[i] if body.labels and i < len(body.labels) else None
-        response = query[len(prompt) :] if prompt and query.startswith(prompt) else query
-        rows.append(
-            {
-                "sample": response,
-                "item": {"prompt": prompt, "label": label, "reference_answer": label, "query": query},
-            }
-        )
-    return rows
+        prompt = prompts[i] if i < len(prompts) else ""
+        label = labels[i] if i < len(labels) else None
+        samples.append(query[len(prompt) :] if prompt and query.startswith(prompt) else query)
+        items.append({"prompt": prompt, "label": label, "reference_answer": label, "query": query})
+    return Columns(samples, items)
 
 
 class _SizeLimit:
@@ -591,7 +593,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         found = lookup(grader)
         if isinstance(found, JSONResponse):
             return found
-        rows = openrlhf_rows(body)
+        rows = openrlhf_columns(body)
 
         async def work() -> Response:
             results = await grade(found, rows)
