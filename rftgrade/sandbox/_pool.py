@@ -94,11 +94,9 @@ _SMALLEST = 32
 
 
 async def _settle(future: asyncio.Future[Any]) -> None:
-    """Wait for a send to a worker that is being discarded; its outcome no longer matters."""
-    try:
-        await future
-    except Exception:  # the channel is gone: nothing was answered, nothing to report
-        pass
+    """Wait for a cancelled send to a worker that is being discarded; its outcome
+    (cancelled, failed or done) no longer matters."""
+    await asyncio.gather(future, return_exceptions=True)
 
 
 class WorkerPool:
@@ -295,7 +293,9 @@ class WorkerPool:
                 if state is _LIVE:
                     chunk, sending = ahead, ahead_sending
                     continue
-                # The worker is gone: the chunk sent ahead was never answered.
+                # The worker is gone (or going): the chunk sent ahead was never answered.
+                # Stop writing it first: a hung worker would never read it.
+                ahead_sending.cancel()
                 await _settle(ahead_sending)
                 leftover = [*leftover, ahead]
             if state is _DEAD:

@@ -222,3 +222,34 @@ def test_a_worker_dying_with_a_chunk_sent_ahead_loses_no_other_sample(culprit: i
     ]
     assert [r.reward for r in again] == [float(n) for n in range(300)]
     assert stats[0]["crashed"] >= 1
+
+
+@pytest.mark.timeout(90)  # the bug this guards against is a host waiting forever
+def test_a_worker_that_hangs_with_a_large_chunk_queued_behind_it_is_killed() -> None:
+    # The grader ignores the worker's alarm, so the host's deadline must kill the
+    # worker. The chunk sent ahead to it (larger than a pipe's buffer, so its write
+    # can only finish if the worker reads it) must not keep the host waiting.
+    source = textwrap.dedent(
+        """
+        import signal
+        def grade(sample, item):
+            if item["hang"]:
+                signal.signal(signal.SIGALRM, signal.SIG_IGN)
+                while True:
+                    pass
+            return 1.0
+        """
+    )
+    executor = SandboxExecutor("process", workers=2, limits=Limits(timeout=1.0))
+    grader = Grader({"type": "python", "name": "hang", "source": source}, python=executor)
+    padding = "x" * 300_000  # 20 rows a chunk: 6 MB, more than any pipe or socket buffer
+    rows = [{"sample": "s", "item": {"hang": n == 3, "pad": padding}} for n in range(80)]
+    try:
+        start = time.monotonic()
+        results = grader.run_batch(rows)
+        elapsed = time.monotonic() - start
+    finally:
+        grader.close()
+    assert results[3].errors.unresponsive_reward_error
+    assert [r.reward for i, r in enumerate(results) if i != 3] == [1.0] * 79
+    assert elapsed < 30, elapsed
