@@ -234,6 +234,15 @@ class Grader:
             return None
         return PythonCalls(list(samples), list(items))  # type: ignore[arg-type]
 
+    def _calls_or_rows(
+        self, rows: Iterable[RowLike] | Columns
+    ) -> tuple[PythonCalls | None, Iterable[RowLike]]:
+        """Either the python calls of a :class:`Columns` batch, or the batch as rows."""
+        calls = self._column_calls(rows)
+        if calls is not None:
+            return calls, ()
+        return None, rows.rows() if isinstance(rows, Columns) else rows
+
     def run_batch(self, rows: Iterable[RowLike] | Columns) -> list[GradeResult]:
         """Grade many rows, in order. One broken row never sinks the batch.
 
@@ -245,11 +254,9 @@ class Grader:
         would walk the caller's whole heap (a trainer's is large) several times.
         """
         with gc_paused():
-            calls = self._column_calls(rows)
+            calls, rows = self._calls_or_rows(rows)
             if calls is not None:
                 return get_portal().call(self._grade_calls(calls))
-            if isinstance(rows, Columns):
-                rows = rows.rows()
             prepared, positions, results, truncated = self._prepare(rows)
             if self.compiled.is_sync:
                 graded = self.compiled.grade_rows(prepared)
@@ -262,11 +269,9 @@ class Grader:
 
     async def arun_batch(self, rows: Iterable[RowLike] | Columns) -> list[GradeResult]:
         """Async :meth:`run_batch`."""
-        calls = self._column_calls(rows)
+        calls, rows = self._calls_or_rows(rows)
         if calls is not None:
             return await get_portal().acall(self._grade_calls(calls))
-        if isinstance(rows, Columns):
-            rows = rows.rows()
         prepared, positions, results, truncated = self._prepare(rows)
         if self.compiled.is_sync:
             graded = self.compiled.grade_rows(prepared)

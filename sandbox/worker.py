@@ -36,6 +36,7 @@ pointed elsewhere, so nothing the grader prints can forge a frame.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import gc
 import io
 import json
@@ -49,6 +50,7 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 PROTOCOL_VERSION = 3
@@ -56,6 +58,19 @@ MAX_STDOUT = 8 * 1024
 MAX_DETAILS = 4 * 1024
 FLUSH_SECONDS = 0.05
 _HEADER = struct.Struct(">I")
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Decoding a chunk makes thousands of containers, none of them garbage: the
+    cyclic collector would only traverse them again and again while they load."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Channel:
@@ -77,15 +92,8 @@ class _Channel:
         data = self._read_exact(size)
         # The host (trusted) may send marshal, which loads several times faster
         # than JSON; the worker (untrusted) always answers in JSON.
-        # A batch is thousands of containers and none of them garbage: the cyclic
-        # collector would only traverse them again and again while they load.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with _gc_paused():
             result: dict[str, Any] = marshal.loads(data[1:]) if data[:1] == b"M" else json.loads(data)
-        finally:
-            if enabled:
-                gc.enable()
         return result
 
     def send(self, message: dict[str, Any]) -> None:
@@ -509,13 +517,8 @@ class Worker:
         samples = message.get("samples") or []
         items = message.get("items") or []
         if message.get("items_json") is not None:
-            enabled = gc.isenabled()
-            gc.disable()  # thousands of new containers, none of them garbage
-            try:
+            with _gc_paused():
                 items = json.loads(message["items_json"])
-            finally:
-                if enabled:
-                    gc.enable()
         rewards: list[float | None] = []
         durations: list[int] = []
         extras: list[list[Any]] = []

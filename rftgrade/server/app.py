@@ -214,12 +214,8 @@ def dedupe_rows(rows: list[Any]) -> tuple[list[Any], list[int]]:
     canonical key for every row cost as much as parsing the request.
     """
     samples = [row.get("sample") for row in rows if type(row) is dict]
-    if len(samples) == len(rows):
-        try:
-            if len(set(samples)) == len(rows):  # all different: no two rows can be equal
-                return list(rows), list(range(len(rows)))
-        except TypeError:  # a sample dict: compare below
-            pass
+    if len(samples) == len(rows) and _distinct(samples):  # no two rows can be equal
+        return list(rows), list(range(len(rows)))
     unique: list[Any] = []
     where: list[int] = []
     by_text: dict[str, list[int]] = {}
@@ -296,6 +292,7 @@ _COLUMNS = "rftgrade.columns"
 
 
 def _distinct(samples: Sequence[Any]) -> bool:
+    """Whether every sample differs from every other (sample dicts: not known here)."""
     try:
         return len(set(samples)) == len(samples)
     except TypeError:  # a sample dict
