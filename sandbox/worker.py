@@ -29,8 +29,10 @@ offset in the frame, ``{"error": "runtime"|"timeout", "error_type": str,
 
 Isolation ``worker`` runs ``grade`` in this process (fast). ``sample`` forks a
 child per call (a crash, ``os._exit`` or leftover thread dies with the child).
-The reply channel is a private duplicate of the original stdout; fd 1 and 2 are
-pointed elsewhere, so nothing the grader prints can forge a frame.
+The channel is stdin/stdout, or with ``--connect PATH`` a unix socket the host
+listens on (the docker backend bind-mounts it). The reply channel is a private
+duplicate of the original stdout (or the socket); fd 1 and 2 are pointed
+elsewhere, so nothing the grader prints can forge a frame.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ MAX_STDOUT = 8 * 1024
 MAX_DETAILS = 4 * 1024
 FLUSH_SECONDS = 0.05
 _HEADER = struct.Struct(">I")
+CONNECT_FAILED = 75  # EX_TEMPFAIL: `--connect PATH` could not reach the host
 
 
 @contextlib.contextmanager
@@ -613,12 +616,32 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     setlimit(resource.RLIMIT_CORE, 0)
 
 
+def _connect(path: str) -> int:
+    """The host's unix socket, bind-mounted into the sandbox (the docker backend's
+    direct channel: frames skip the engine's attach copy). Exits with
+    CONNECT_FAILED when the socket cannot be reached, so the host can fall back."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        os.write(2, f"rftgrade worker: cannot connect to {path}: {exc}\n".encode())
+        os._exit(CONNECT_FAILED)
+    return sock.detach()
+
+
 def main() -> None:
     # Keep a private copy of the protocol channel, then point fd 0/1/2 away from
     # it: a grader that writes to fd 1 (print, os.write, a C library) can neither
     # forge a frame nor block the channel.
-    rfd = os.dup(0)
-    wfd = os.dup(1)
+    args = sys.argv[1:]
+    if args[:1] == ["--connect"] and len(args) == 2:
+        rfd = _connect(args[1])
+        wfd = os.dup(rfd)
+    else:
+        rfd = os.dup(0)
+        wfd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)

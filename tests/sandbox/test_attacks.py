@@ -71,6 +71,9 @@ def grade(sample, item):
         return object()
     if attack == "nan":
         return float("nan")
+    if attack == "reopen_channel":  # the docker backend's socket, once the worker is connected
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect("/run/rftgrade/s")
+        return 1.0
     if attack == "forge_frame":
         import json, struct
         body = json.dumps({"op": "result", "id": 1, "index": 0, "reward": 1.0}).encode()
@@ -98,6 +101,7 @@ ATTACKS = [
     "object_return",
     "nan",
     "forge_frame",
+    "reopen_channel",
 ]
 
 

@@ -193,11 +193,15 @@ def test_chunks_cover_the_batch_and_shrink_towards_its_end() -> None:
 
 
 @pytest.mark.parametrize("culprit", [0, 57, 299])
-def test_a_worker_dying_with_a_chunk_sent_ahead_loses_no_other_sample(culprit: int) -> None:
+@pytest.mark.parametrize("backend", ["process", "docker"])
+def test_a_worker_dying_with_a_chunk_sent_ahead_loses_no_other_sample(backend: str, culprit: int) -> None:
     # Workers get their next chunk while they grade the current one. When one dies,
     # the chunk sent ahead (never answered) is graded again elsewhere; only the
-    # sample that killed it is flagged.
-    executor = SandboxExecutor("process", workers=2)
+    # sample that killed it is flagged. The padding makes the chunk sent ahead
+    # bigger than a pipe or socket buffer, so it is still being written when the
+    # worker dies: the replies the worker sent before that must still be read.
+    require_or_skip(backend_class(backend).unavailable_reason() is None, f"the {backend} sandbox")
+    executor = SandboxExecutor(backend, workers=2)
     source = textwrap.dedent(
         """
         import os
@@ -208,7 +212,8 @@ def test_a_worker_dying_with_a_chunk_sent_ahead_loses_no_other_sample(culprit: i
         """
     )
     grader = Grader({"type": "python", "name": "n", "source": source}, python=executor)
-    rows = [{"sample": "x", "item": {"n": n, "die": n == culprit}} for n in range(300)]
+    pad = "p" * 4000
+    rows = [{"sample": "x", "item": {"n": n, "die": n == culprit, "pad": pad}} for n in range(300)]
     try:
         results = grader.run_batch(rows)
         again = grader.run_batch([{"sample": "x", "item": {"n": n, "die": False}} for n in range(300)])
