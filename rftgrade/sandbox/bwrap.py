@@ -20,13 +20,13 @@ import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rftgrade.sandbox._backend import WORKER_SOURCE, SandboxBackend
 from rftgrade.sandbox._channel import Channel, PipeChannel
 from rftgrade.sandbox._limits import Limits
+from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
 
 __all__ = ["BwrapBackend", "DEFAULT_VENV", "SANDBOX_UID"]
 
@@ -60,7 +60,8 @@ class BwrapBackend(SandboxBackend):
         self.venv = venv if venv is not None else DEFAULT_VENV
         self.nltk_data = nltk_data if nltk_data is not None else self.venv / "nltk_data"
         # The worker must be readable by the sandbox uid, wherever rftgrade lives.
-        self._dir = Path(tempfile.mkdtemp(prefix="rftgrade-worker-"))
+        reap_stale_tempdirs("worker")
+        self._dir = Path(owned_tempdir("worker"))
         shutil.copyfile(WORKER_SOURCE, self._dir / "worker.py")
         os.chmod(self._dir, 0o755)
         os.chmod(self._dir / "worker.py", stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)

@@ -32,7 +32,6 @@ import os
 import shutil
 import socket
 import struct
-import tempfile
 import time
 import uuid
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import Channel, ChannelClosed, encode
 from rftgrade.sandbox._limits import Limits
+from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
 
 __all__ = ["LABEL", "DockerBackend", "reap_stale_containers"]
 
@@ -105,6 +105,7 @@ class DockerBackend(SandboxBackend):
             _CHANNEL != "attach" and str(self.client.api.base_url).startswith("http+docker://localhost")
         )
         reap_stale_containers(self.client)
+        reap_stale_tempdirs("channel")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -187,7 +188,7 @@ class DockerBackend(SandboxBackend):
 
         # home is 0700: nobody else on this host can reach the socket. Only the
         # subdirectory is mounted, so inside the container its own mode counts.
-        home = tempfile.mkdtemp(prefix=f"rftgrade-channel-{os.getpid()}-")
+        home = owned_tempdir("channel")
         try:
             shared = os.path.join(home, "c")
             os.mkdir(shared)

@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -175,6 +177,15 @@ def test_nothing_outlives_a_killed_host_process(backend: str) -> None:
                 break
             time.sleep(0.2)
         assert not left, f"sandbox processes outlived their host: {left}"
+        from rftgrade.sandbox.bwrap import BwrapBackend
+
+        def dirs() -> list[Path]:
+            return list(Path(tempfile.gettempdir()).glob(f"rftgrade-worker-{owner_pid}-*"))
+
+        assert dirs(), "the dead host's worker directory should still be there before the reaper runs"
+        fresh = BwrapBackend()  # a new backend removes the directories of dead owners
+        asyncio.run(fresh.aclose())
+        assert dirs() == []
 
 
 def test_chunks_cover_the_batch_and_shrink_towards_its_end() -> None:
