@@ -195,15 +195,19 @@ class DockerBackend(SandboxBackend):
             os.chmod(shared, 0o711)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             with listener:
-                listener.bind(os.path.join(shared, "s"))
+                try:
+                    listener.bind(os.path.join(shared, "s"))
+                except OSError as exc:  # e.g. a TMPDIR too long for a socket path
+                    raise _NoDirectChannel(f"cannot listen in {shared}: {exc}") from exc
                 os.chmod(os.path.join(shared, "s"), 0o666)  # the container's uid differs from ours
                 listener.listen(1)
                 listener.setblocking(False)
                 try:
                     container = await asyncio.to_thread(self._run_container, limits, shared)
                 except docker.errors.APIError as exc:
-                    if "bind source path does not exist" in str(exc):
-                        raise _NoDirectChannel(f"the engine cannot see {home}") from exc
+                    # "bind source path does not exist" (dockerd); other engines word it their way.
+                    if any(word in str(exc).lower() for word in ("bind", "mount")):
+                        raise _NoDirectChannel(f"the engine cannot mount {shared}: {exc}") from exc
                     raise
                 try:
                     conn = await self._accept(listener, container)
