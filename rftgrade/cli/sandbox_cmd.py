@@ -18,7 +18,7 @@ console = Console()
 
 @sandbox_app.command("doctor")
 def doctor() -> None:
-    """Say which sandbox backends can run here, and why not."""
+    """Say which sandbox backends can run here, and why not (docker: starts one worker)."""
     for name in BACKENDS:
         try:
             why = backend_class(name).unavailable_reason()
@@ -27,6 +27,13 @@ def doctor() -> None:
         if why is None:
             note = " [yellow](NOT isolated)[/]" if name == "process" else ""
             console.print(f"[green]✓[/] {name}{note}")
+            if name == "docker":
+                from rftgrade.sandbox.docker import probe_channel
+
+                try:
+                    console.print(f"    channel: {probe_channel()}", highlight=False)
+                except Exception as exc:  # the engine answered but cannot start a worker
+                    console.print(f"    [red]✗[/] a worker did not start: {exc}", highlight=False)
         else:
             console.print(f"[red]✗[/] {name}: {why}", highlight=False)
 

@@ -41,7 +41,7 @@ from rftgrade.sandbox._channel import Channel, ChannelClosed, encode
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
 
-__all__ = ["LABEL", "DockerBackend", "reap_stale_containers"]
+__all__ = ["LABEL", "DockerBackend", "probe_channel", "reap_stale_containers"]
 
 LABEL = "rftgrade.sandbox"
 IMAGE = os.environ.get("RFTGRADE_SANDBOX_IMAGE", "rftgrade/sandbox:latest")
@@ -103,6 +103,13 @@ class DockerBackend(SandboxBackend):
         # The engine must share this host's files for a bind-mounted socket to work.
         self.direct = _CHANNEL == "socket" or (
             _CHANNEL != "attach" and str(self.client.api.base_url).startswith("http+docker://localhost")
+        )
+        self.why_attach: str | None = (
+            None
+            if self.direct
+            else "RFTGRADE_DOCKER_CHANNEL=attach"
+            if _CHANNEL == "attach"
+            else f"the engine is not on this host ({self.client.api.base_url})"
         )
         reap_stale_containers(self.client)
         reap_stale_tempdirs("channel")
@@ -166,6 +173,7 @@ class DockerBackend(SandboxBackend):
                 if self.direct:  # workers started together all find out: say it once
                     log.warning("docker sandbox: %s; workers use the attach socket instead", exc)
                 self.direct = False
+                self.why_attach = str(exc)
         return await self._spawn_attached(limits)
 
     async def _spawn_attached(self, limits: Limits) -> Channel:
@@ -237,6 +245,23 @@ class DockerBackend(SandboxBackend):
 
     async def aclose(self) -> None:
         await asyncio.to_thread(reap_stale_containers, self.client, everything_of_mine=True)
+
+
+def probe_channel(backend: DockerBackend | None = None) -> str:
+    """Start one worker and say how the host talks to it (``rftgrade sandbox doctor``)."""
+    backend = backend or DockerBackend()
+
+    async def probe() -> str:
+        try:
+            channel = await backend.spawn(Limits(timeout=10.0))
+            await channel.kill()
+        finally:
+            await backend.aclose()
+        if isinstance(channel, _SocketChannel):
+            return "unix socket bind-mounted into each container"
+        return f"the engine's attach socket (slower: {backend.why_attach})"
+
+    return asyncio.run(probe())
 
 
 class _ContainerChannel(Channel):

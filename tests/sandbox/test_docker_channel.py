@@ -4,6 +4,9 @@ this host's files, and the attach socket, once and for all, where it does not.""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,7 +77,9 @@ def test_workers_talk_over_the_bind_mounted_socket() -> None:
     _check(_grade_through(backend))
     assert len(backend.channels) >= 4 and set(backend.channels) == {_SocketChannel.__name__}
     assert all(backend.mounted)
-    assert not list(Path(tempfile.gettempdir()).glob("rftgrade-channel-*")), "channel dirs left behind"
+    assert not list(Path(tempfile.gettempdir()).glob(f"rftgrade-channel-{os.getpid()}-*")), (
+        "channel dirs left"
+    )
 
 
 class _ElsewhereBackend(_Recording):
@@ -114,4 +119,20 @@ def test_an_engine_that_cannot_see_our_files_falls_back_to_attach(
     tried = [m is not None for m in backend.mounted]
     assert 1 <= sum(tried) <= 2 and tried == sorted(tried, reverse=True)
     assert caplog.text.count("attach socket instead") == 1
+    assert not _client().containers.list(all=True, filters={"label": LABEL})
+
+
+@pytest.mark.parametrize(("setting", "says"), [("auto", "unix socket"), ("attach", "attach socket")])
+def test_doctor_says_which_channel_a_worker_gets(setting: str, says: str) -> None:
+    env = {**os.environ, "RFTGRADE_DOCKER_CHANNEL": setting}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rftgrade", "sandbox", "doctor"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docker_lines = proc.stdout.split("✓ docker", 1)[1].splitlines()
+    assert "channel:" in docker_lines[1] and says in docker_lines[1], proc.stdout
     assert not _client().containers.list(all=True, filters={"label": LABEL})
