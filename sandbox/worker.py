@@ -157,7 +157,7 @@ _SPACE = frozenset(" \t\r\n")
 # json.loads(text) without its three Python-level calls per sample: the C scanner
 # itself. After strip() the text starts with a value and has nothing after it
 # but that value, so "all of it scanned" is json.loads's "no extra data".
-_scan_once = json.JSONDecoder().scan_once
+_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, untyped
 
 
 def _json_of(text: str) -> Any:
@@ -449,8 +449,8 @@ class Worker:
             pass
         self._sweep()
         if frame is not None:
-            result: dict[str, Any] = json.loads(frame)
-            return result
+            answer: dict[str, Any] = json.loads(frame)
+            return answer
         elapsed = time.perf_counter_ns() - start
         if time.monotonic() >= deadline:
             return {

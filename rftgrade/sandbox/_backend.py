@@ -8,11 +8,14 @@ from pathlib import Path
 from rftgrade.sandbox._channel import Channel
 from rftgrade.sandbox._limits import Limits
 
-__all__ = ["WORKER_SOURCE", "SandboxBackend"]
+__all__ = ["SANDBOX_FILES", "WORKER_SOURCE", "SandboxBackend"]
 
-WORKER_SOURCE = Path(__file__).resolve().parent.parent.parent / "sandbox" / "worker.py"
-"""The stdlib-only worker. It lives in the repository's ``sandbox/`` (beside the image
-definition), so sandboxes run from a source checkout (``pip install -e .``)."""
+SANDBOX_FILES = Path(__file__).resolve().parent / "_files"
+"""The repository's ``sandbox/`` (the image definition and the worker), linked into
+the package so that it ships in the wheel; in a checkout it is the directory itself."""
+
+WORKER_SOURCE = SANDBOX_FILES / "worker.py"
+"""The stdlib-only worker, run inside every sandbox."""
 
 
 class SandboxBackend(abc.ABC):

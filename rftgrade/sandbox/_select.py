@@ -38,8 +38,8 @@ def make_backend(name: str = "auto") -> SandboxBackend:
     """
     if not WORKER_SOURCE.is_file():
         raise BackendUnavailableError(
-            f"the sandbox worker is missing ({WORKER_SOURCE}); python graders run from a source "
-            "checkout of rftgrade (git clone ... && pip install -e .)"
+            f"the sandbox worker is missing ({WORKER_SOURCE}); reinstall rftgrade (the wheel "
+            "ships it), or in a checkout restore sandbox/worker.py"
         )
     if name == "auto":
         name = os.environ.get("RFTGRADE_SANDBOX", "auto")

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 
 from rftgrade._wordnet import find_wordnet_dir
+from rftgrade.sandbox._backend import SANDBOX_FILES
 from rftgrade.sandbox.bwrap import DEFAULT_VENV, SYSTEM_PYTHON
 
 __all__ = ["SANDBOX_DIR", "build_bwrap_env", "build_wheelhouse", "install_wordnet"]
 
-SANDBOX_DIR = Path(__file__).resolve().parent.parent.parent / "sandbox"
+SANDBOX_DIR = SANDBOX_FILES
 DEFAULT_WHEELHOUSE = Path(os.environ.get("RFTGRADE_WHEELHOUSE", "/var/cache/rftgrade/wheelhouse"))
 
 
