@@ -23,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -71,7 +72,13 @@ def _workers() -> dict[str, int]:
     sandboxed = subprocess.run(
         ["ps", "-o", "pid=", "-u", "65534"], capture_output=True, text=True
     ).stdout.split()
-    return {"containers": len(containers), "uid65534_processes": len(sandboxed)}
+    # Each docker worker's channel directory lives only while it starts.
+    channel_dirs = list(Path(tempfile.gettempdir()).glob("rftgrade-channel-*"))
+    return {
+        "containers": len(containers),
+        "uid65534_processes": len(sandboxed),
+        "channel_dirs": len(channel_dirs),
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -255,7 +262,7 @@ def main() -> None:
             "rss_mb_after_warmup": first["rss_mb"],
             "rss_mb_end": last["rss_mb"],
             "rss_mb_max": max(s["rss_mb"] for s in samples),
-            "workers_end": {k: last[k] for k in ("containers", "uid65534_processes")},
+            "workers_end": {k: last[k] for k in ("containers", "uid65534_processes", "channel_dirs")},
             "trace": samples,
         }
         print(json.dumps({k: v for k, v in report["soak"].items() if k != "trace"}, indent=1))
