@@ -184,6 +184,50 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _AuthAndMeasure:
+    """ASGI middleware: check the bearer token on ``/v1`` paths; count every request
+    and time it until its last byte is sent (a streamed answer included).
+
+    Plain ASGI rather than ``@app.middleware("http")``, which runs every request in
+    a task of its own and pipes the answer through a memory stream.
+    """
+
+    def __init__(self, app: Any, *, api_key: str | None, metrics: ServerMetrics) -> None:
+        self.app, self.metrics = app, metrics
+        self.api_key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        start = time.perf_counter()
+        if self.api_key is not None and path.startswith("/v1"):
+            header = next((v for k, v in scope.get("headers") or () if k == b"authorization"), b"")
+            token = header[7:] if header[:7].lower() == b"bearer " else b""
+            if not hmac.compare_digest(token, self.api_key):
+                self.metrics.requests.labels(path, "401").inc()
+                await _error(401, "missing or wrong bearer token", code="invalid_api_key")(
+                    scope, receive, send
+                )
+                return
+        status = 500  # what the client gets if the app fails before answering
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            endpoint = route.path if route is not None else path
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+
 class _CollectBetweenRequests:
     """ASGI middleware: pause the cyclic garbage collector while a POST is handled.
 
@@ -374,24 +418,6 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         if first.get("type") == "json_invalid":
             return _error(400, f"the body is not valid JSON: {first.get('msg')}", code="invalid_json")
         return _error(400, f"{loc or 'body'}: {first.get('msg')}", param=loc or None, code="invalid_body")
-
-    @app.middleware("http")
-    async def auth_and_measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        start = time.perf_counter()
-        if config.api_key and path.startswith("/v1"):
-            header = request.headers.get("authorization", "")
-            token = header[7:] if header.lower().startswith("bearer ") else ""
-            if not hmac.compare_digest(token.encode(), config.api_key.encode()):
-                metrics.requests.labels(path, "401").inc()
-                return _error(401, "missing or wrong bearer token", code="invalid_api_key")
-        response = await call_next(request)
-        endpoint = request.scope.get("route").path if request.scope.get("route") else path  # type: ignore[union-attr]
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-        return response
 
     def record(grader: Grader, results: Sequence[GradeResult]) -> None:
         metrics.samples.labels(grader.type).inc(len(results))
@@ -616,6 +642,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
     async def prometheus() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(_AuthAndMeasure, api_key=config.api_key, metrics=metrics)
     app.add_middleware(_CollectBetweenRequests)
     # Added last, so it runs first: oversized bodies are refused before anything reads them.
     app.add_middleware(_SizeLimit, limit=config.max_body_bytes)

@@ -279,9 +279,22 @@ def test_hanging_grader_does_not_block_other_clients(url: str) -> None:
     assert fine["reward"] == 1.0
 
 
+def _counter(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
 def test_metrics(url: str) -> None:
+    before = httpx.get(url + "/metrics").text
     post(url, "/v1/grade", {"grader": string_check(), "rows": [{"sample": "a", "item": {}}]})
+    post(url, "/v1/grade", {"grader": "math", "rows": []}, token="wrong")
     text = httpx.get(url + "/metrics").text
+    # Counted by route and status, the refused token included; timed per route.
+    ok = 'rftgrade_requests_total{endpoint="/v1/grade",status="200"}'
+    refused = 'rftgrade_requests_total{endpoint="/v1/grade",status="401"}'
+    timed = 'rftgrade_request_seconds_count{endpoint="/v1/grade"}'
+    assert _counter(text, ok) == _counter(before, ok) + 1
+    assert _counter(text, refused) == _counter(before, refused) + 1
+    assert _counter(text, timed) >= _counter(before, timed) + 1
     for name in (
         "rftgrade_requests_total",
         "rftgrade_samples_total",
