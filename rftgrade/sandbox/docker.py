@@ -25,19 +25,18 @@ this host.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import logging
 import os
 import shutil
 import socket
-import struct
 import time
 import uuid
 from typing import Any
 
 from rftgrade.sandbox._backend import SandboxBackend
-from rftgrade.sandbox._channel import Channel, ChannelClosed, encode
+from rftgrade.sandbox._channel import Channel, ChannelClosed
+from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
 
@@ -46,7 +45,6 @@ __all__ = ["LABEL", "DockerBackend", "probe_channel", "reap_stale_containers"]
 LABEL = "rftgrade.sandbox"
 IMAGE = os.environ.get("RFTGRADE_SANDBOX_IMAGE", "rftgrade/sandbox:latest")
 _HOST = socket.gethostname()
-_DEMUX = struct.Struct(">BxxxI")
 _CHANNEL = os.environ.get("RFTGRADE_DOCKER_CHANNEL", "auto")
 _MOUNT = "/run/rftgrade"
 _CONNECT_FAILED = 75  # sandbox/worker.py's exit code when --connect cannot reach the socket
@@ -189,7 +187,7 @@ class DockerBackend(SandboxBackend):
             raise
         raw = getattr(sock, "_sock", sock)
         raw.setblocking(False)
-        return _AttachChannel(container, raw, sock)
+        return AttachChannel(container, raw, sock)
 
     async def _spawn_direct(self, limits: Limits) -> Channel:
         import docker.errors
@@ -224,7 +222,7 @@ class DockerBackend(SandboxBackend):
                     raise
         finally:
             shutil.rmtree(home, ignore_errors=True)
-        return _SocketChannel(container, conn)
+        return SocketChannel(container, conn)
 
     async def _accept(self, listener: socket.socket, container: Any) -> socket.socket:
         """The worker's connection; :class:`_NoDirectChannel` if it says it cannot connect."""
@@ -257,141 +255,8 @@ def probe_channel(backend: DockerBackend | None = None) -> str:
             await channel.kill()
         finally:
             await backend.aclose()
-        if isinstance(channel, _SocketChannel):
+        if isinstance(channel, SocketChannel):
             return "unix socket bind-mounted into each container"
         return f"the engine's attach socket (slower: {backend.why_attach})"
 
     return asyncio.run(probe())
-
-
-class _ContainerChannel(Channel):
-    """A worker that is a container: killed by removing it, its exit read from the engine."""
-
-    container: Any
-    _exit = "running"
-
-    @abc.abstractmethod
-    def _close(self) -> None:
-        """Close the host's end of the channel."""
-
-    async def kill(self) -> None:
-        try:
-            self.container.reload()
-            state = self.container.attrs.get("State", {})
-            self._exit = f"exit code {state.get('ExitCode')}" + (
-                ", OOM-killed" if state.get("OOMKilled") else ""
-            )
-        except Exception:
-            self._exit = "gone"
-        self._close()
-        try:
-            await asyncio.to_thread(self.container.remove, force=True)
-        except Exception:  # already removed
-            pass
-
-    def describe_exit(self) -> str:
-        return self._exit
-
-
-class _AttachChannel(_ContainerChannel):
-    """Frames over a container's attach socket (stdout is multiplexed with 8-byte headers)."""
-
-    def __init__(self, container: Any, raw: socket.socket, holder: Any) -> None:
-        self.container = container
-        self.raw = raw
-        self._holder = holder  # keeps the HTTP response (and so the socket) alive
-        self._buffer = bytearray()
-        self._raw = bytearray()
-        self._pending = 0  # bytes of the current stdout frame still to come
-        self._skip = 0  # bytes of a non-stdout frame still to drop
-
-    async def send(self, message: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.sock_sendall(self.raw, encode(message, self.marshal_version))
-        except OSError as exc:
-            raise ChannelClosed(str(exc)) from exc
-
-    async def _fill(self) -> None:
-        loop = asyncio.get_running_loop()
-        chunk = await loop.sock_recv(self.raw, 1 << 16)
-        if not chunk:
-            raise ChannelClosed("the container closed its output")
-        raw = self._raw
-        raw += chunk
-        while raw:
-            if self._skip:
-                take = min(self._skip, len(raw))
-                del raw[:take]
-                self._skip -= take
-            elif self._pending:
-                take = min(self._pending, len(raw))
-                self._buffer += raw[:take]
-                del raw[:take]
-                self._pending -= take
-            elif len(raw) >= 8:
-                stream, size = _DEMUX.unpack(bytes(raw[:8]))
-                del raw[:8]
-                if stream == 1:
-                    self._pending = size
-                else:
-                    self._skip = size
-            else:
-                break
-
-    async def _read_exactly(self, n: int) -> bytes:
-        while len(self._buffer) < n:
-            await self._fill()
-        out = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return out
-
-    def _close(self) -> None:
-        try:
-            self.raw.close()
-        except OSError:
-            pass
-
-
-class _SocketChannel(_ContainerChannel):
-    """Frames over the unix socket the worker connected to (``--connect``).
-
-    Reads and writes stay independent (not an asyncio stream, whose transport drops
-    unread replies when a write fails): a worker that dies while a chunk is being
-    written to it still has every reply it sent before dying read, so the pool
-    blames the right sample.
-    """
-
-    def __init__(self, container: Any, sock: socket.socket) -> None:
-        self.container = container
-        self.sock = sock
-        sock.setblocking(False)
-        self._buffer = bytearray()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.sock_sendall(self.sock, encode(message, self.marshal_version))
-        except OSError as exc:
-            raise ChannelClosed(str(exc)) from exc
-
-    async def _read_exactly(self, n: int) -> bytes:
-        loop = asyncio.get_running_loop()
-        buffer = self._buffer
-        while len(buffer) < n:
-            try:
-                chunk = await loop.sock_recv(self.sock, max(1 << 16, n - len(buffer)))
-            except OSError as exc:
-                raise ChannelClosed(str(exc)) from exc
-            if not chunk:
-                raise ChannelClosed("the container closed its socket")
-            buffer += chunk
-        out = bytes(buffer[:n])
-        del buffer[:n]
-        return out
-
-    def _close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass

@@ -17,8 +17,9 @@ import pytest
 from rftgrade import Grader
 from rftgrade.sandbox import Limits, SandboxExecutor
 from rftgrade.sandbox._channel import Channel
+from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
 from rftgrade.sandbox._select import backend_class
-from rftgrade.sandbox.docker import LABEL, DockerBackend, _AttachChannel, _client, _SocketChannel
+from rftgrade.sandbox.docker import LABEL, DockerBackend, _client
 
 from ..conftest import require_or_skip
 
@@ -75,7 +76,7 @@ def test_workers_talk_over_the_bind_mounted_socket() -> None:
     backend = _Recording()
     assert backend.direct
     _check(_grade_through(backend))
-    assert len(backend.channels) >= 4 and set(backend.channels) == {_SocketChannel.__name__}
+    assert len(backend.channels) >= 4 and set(backend.channels) == {SocketChannel.__name__}
     assert all(backend.mounted)
     assert not list(Path(tempfile.gettempdir()).glob(f"rftgrade-channel-{os.getpid()}-*")), (
         "channel dirs left"
@@ -112,7 +113,7 @@ def test_an_engine_that_cannot_see_our_files_falls_back_to_attach(
     backend = _ElsewhereBackend(elsewhere)
     with caplog.at_level(logging.WARNING, logger="rftgrade.sandbox.docker"):
         _check(_grade_through(backend))
-    assert len(backend.channels) >= 4 and set(backend.channels) == {_AttachChannel.__name__}
+    assert len(backend.channels) >= 4 and set(backend.channels) == {AttachChannel.__name__}
     assert not backend.direct
     # The first workers (started together) try the socket; every later one (those
     # replacing the workers the `exit` rows killed) goes straight to attach.
