@@ -4,7 +4,6 @@ Both kill the worker by removing its container and read its exit from the engine
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import socket
 import struct
@@ -18,14 +17,42 @@ _DEMUX = struct.Struct(">BxxxI")
 
 
 class ContainerChannel(Channel):
-    """A worker that is a container: killed by removing it, its exit read from the engine."""
+    """A worker that is a container, reached over a non-blocking socket.
 
-    container: Any
-    _exit = "running"
+    Reads and writes stay independent (not an asyncio stream, whose transport drops
+    unread replies when a write fails): a worker that dies while a chunk is being
+    written to it still has every reply it sent before dying read, so the pool
+    blames the right sample.
+    """
 
-    @abc.abstractmethod
-    def _close(self) -> None:
-        """Close the host's end of the channel."""
+    def __init__(self, container: Any, sock: socket.socket) -> None:
+        self.container = container
+        self.sock = sock
+        sock.setblocking(False)
+        self._buffer = bytearray()  # bytes of frames received and not yet read
+        self._exit = "running"
+
+    async def send(self, message: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_sendall(self.sock, encode(message, self.marshal_version))
+        except OSError as exc:
+            raise ChannelClosed(str(exc)) from exc
+
+    async def _receive(self, size: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        try:
+            chunk = await loop.sock_recv(self.sock, size)
+        except OSError as exc:
+            raise ChannelClosed(str(exc)) from exc
+        if not chunk:
+            raise ChannelClosed("the container closed its channel")
+        return chunk
+
+    def _take(self, n: int) -> bytes:
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return out
 
     async def kill(self) -> None:
         try:
@@ -36,7 +63,10 @@ class ContainerChannel(Channel):
             )
         except Exception:
             self._exit = "gone"
-        self._close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
         try:
             await asyncio.to_thread(self.container.remove, force=True)
         except Exception:  # already removed
@@ -46,32 +76,29 @@ class ContainerChannel(Channel):
         return self._exit
 
 
-class AttachChannel(ContainerChannel):
-    """Frames over a container's attach socket (stdout is multiplexed with 8-byte headers)."""
+class SocketChannel(ContainerChannel):
+    """Frames over the unix socket the worker connected to (``--connect``)."""
 
-    def __init__(self, container: Any, raw: socket.socket, holder: Any) -> None:
-        self.container = container
-        self.raw = raw
+    async def _read_exactly(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            self._buffer += await self._receive(max(1 << 16, n - len(self._buffer)))
+        return self._take(n)
+
+
+class AttachChannel(ContainerChannel):
+    """Frames over a container's attach socket: stdout comes in frames of the
+    engine's own (8-byte headers), which are unwrapped here."""
+
+    def __init__(self, container: Any, sock: socket.socket, holder: Any) -> None:
+        super().__init__(container, sock)
         self._holder = holder  # keeps the HTTP response (and so the socket) alive
-        self._buffer = bytearray()
         self._raw = bytearray()
         self._pending = 0  # bytes of the current stdout frame still to come
         self._skip = 0  # bytes of a non-stdout frame still to drop
 
-    async def send(self, message: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.sock_sendall(self.raw, encode(message, self.marshal_version))
-        except OSError as exc:
-            raise ChannelClosed(str(exc)) from exc
-
     async def _fill(self) -> None:
-        loop = asyncio.get_running_loop()
-        chunk = await loop.sock_recv(self.raw, 1 << 16)
-        if not chunk:
-            raise ChannelClosed("the container closed its output")
         raw = self._raw
-        raw += chunk
+        raw += await self._receive(1 << 16)
         while raw:
             if self._skip:
                 take = min(self._skip, len(raw))
@@ -95,56 +122,4 @@ class AttachChannel(ContainerChannel):
     async def _read_exactly(self, n: int) -> bytes:
         while len(self._buffer) < n:
             await self._fill()
-        out = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return out
-
-    def _close(self) -> None:
-        try:
-            self.raw.close()
-        except OSError:
-            pass
-
-
-class SocketChannel(ContainerChannel):
-    """Frames over the unix socket the worker connected to (``--connect``).
-
-    Reads and writes stay independent (not an asyncio stream, whose transport drops
-    unread replies when a write fails): a worker that dies while a chunk is being
-    written to it still has every reply it sent before dying read, so the pool
-    blames the right sample.
-    """
-
-    def __init__(self, container: Any, sock: socket.socket) -> None:
-        self.container = container
-        self.sock = sock
-        sock.setblocking(False)
-        self._buffer = bytearray()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.sock_sendall(self.sock, encode(message, self.marshal_version))
-        except OSError as exc:
-            raise ChannelClosed(str(exc)) from exc
-
-    async def _read_exactly(self, n: int) -> bytes:
-        loop = asyncio.get_running_loop()
-        buffer = self._buffer
-        while len(buffer) < n:
-            try:
-                chunk = await loop.sock_recv(self.sock, max(1 << 16, n - len(buffer)))
-            except OSError as exc:
-                raise ChannelClosed(str(exc)) from exc
-            if not chunk:
-                raise ChannelClosed("the container closed its socket")
-            buffer += chunk
-        out = bytes(buffer[:n])
-        del buffer[:n]
-        return out
-
-    def _close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        return self._take(n)

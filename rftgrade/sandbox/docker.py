@@ -186,7 +186,6 @@ class DockerBackend(SandboxBackend):
             await asyncio.to_thread(container.remove, force=True)
             raise
         raw = getattr(sock, "_sock", sock)
-        raw.setblocking(False)
         return AttachChannel(container, raw, sock)
 
     async def _spawn_direct(self, limits: Limits) -> Channel:
