@@ -105,7 +105,7 @@ def _to_row(row: RowLike | Any, max_chars: int) -> tuple[Row | None, str | None,
         else:
             return None, f"a row is a {{sample, item}} object, not {type(row).__name__}", False
         item = {} if item is None else item
-        if not isinstance(item, (dict, RawItem)):
+        if not isinstance(item, _ITEM_TYPES):
             return None, f"`item` must be a JSON object, got {type(item).__name__}", False
         truncated = False
         if isinstance(sample, str) and len(sample) > max_chars:

@@ -1,5 +1,6 @@
-"""Temporary directories a backend owns, named after its process so that the next
-backend on this host removes those of processes that died without cleaning up."""
+"""What a backend leaves on the host named after its process (temporary
+directories here; the docker backend's containers carry it as a label), so that
+the next backend on this host removes what processes that died left behind."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["owned_tempdir", "reap_stale_tempdirs"]
+__all__ = ["owned_tempdir", "pid_alive", "reap_stale_tempdirs"]
 
 
 def owned_tempdir(kind: str) -> str:
@@ -16,7 +17,8 @@ def owned_tempdir(kind: str) -> str:
     return tempfile.mkdtemp(prefix=f"rftgrade-{kind}-{os.getpid()}-")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -31,7 +33,7 @@ def reap_stale_tempdirs(kind: str) -> int:
     removed = 0
     for path in Path(tempfile.gettempdir()).glob(f"rftgrade-{kind}-*-*"):
         pid = path.name.split("-")[2]
-        if pid.isdigit() and not _alive(int(pid)) and path.is_dir() and not path.is_symlink():
+        if pid.isdigit() and not pid_alive(int(pid)) and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
             removed += not path.exists()
     return removed

@@ -38,7 +38,7 @@ from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import Channel, ChannelClosed
 from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
 from rftgrade.sandbox._limits import Limits
-from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
+from rftgrade.sandbox._tempdirs import owned_tempdir, pid_alive, reap_stale_tempdirs
 
 __all__ = ["LABEL", "DockerBackend", "probe_channel", "reap_stale_containers"]
 
@@ -62,16 +62,6 @@ def _client() -> Any:
     return docker.from_env(max_pool_size=64, timeout=60)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_stale_containers(client: Any | None = None, *, everything_of_mine: bool = False) -> int:
     """Remove sandbox containers whose owning process on this host is gone."""
     client = client or _client()
@@ -80,7 +70,7 @@ def reap_stale_containers(client: Any | None = None, *, everything_of_mine: bool
         owner = container.labels.get(f"{LABEL}.owner", "")
         host, _, pid = owner.rpartition(":")
         mine = host == _HOST and pid.isdigit()
-        if mine and ((everything_of_mine and int(pid) == os.getpid()) or not _pid_alive(int(pid))):
+        if mine and ((everything_of_mine and int(pid) == os.getpid()) or not pid_alive(int(pid))):
             try:
                 container.remove(force=True)
                 removed += 1
@@ -99,16 +89,13 @@ class DockerBackend(SandboxBackend):
         self.client = _client()
         self.owner = f"{_HOST}:{os.getpid()}"
         # The engine must share this host's files for a bind-mounted socket to work.
-        self.direct = _CHANNEL == "socket" or (
-            _CHANNEL != "attach" and str(self.client.api.base_url).startswith("http+docker://localhost")
-        )
-        self.why_attach: str | None = (
-            None
-            if self.direct
-            else "RFTGRADE_DOCKER_CHANNEL=attach"
-            if _CHANNEL == "attach"
-            else f"the engine is not on this host ({self.client.api.base_url})"
-        )
+        local = str(self.client.api.base_url).startswith("http+docker://localhost")
+        self.direct = _CHANNEL == "socket" or (_CHANNEL != "attach" and local)
+        self.why_attach: str | None = None  # why workers use the attach socket, once they do
+        if _CHANNEL == "attach":
+            self.why_attach = "RFTGRADE_DOCKER_CHANNEL=attach"
+        elif not self.direct:
+            self.why_attach = f"the engine is not on this host ({self.client.api.base_url})"
         reap_stale_containers(self.client)
         reap_stale_tempdirs("channel")
 
