@@ -34,6 +34,7 @@ import time
 import uuid
 from typing import Any
 
+from rftgrade._exceptions import BackendUnavailableError
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import Channel, ChannelClosed
 from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
@@ -46,6 +47,7 @@ LABEL = "rftgrade.sandbox"
 IMAGE = os.environ.get("RFTGRADE_SANDBOX_IMAGE", "rftgrade/sandbox:latest")
 _HOST = socket.gethostname()
 _CHANNEL = os.environ.get("RFTGRADE_DOCKER_CHANNEL", "auto")
+_CHANNELS = ("auto", "socket", "attach")
 _MOUNT = "/run/rftgrade"
 _CONNECT_FAILED = 75  # sandbox/worker.py's exit code when --connect cannot reach the socket
 _CONNECT_SECONDS = 60.0
@@ -85,6 +87,11 @@ class DockerBackend(SandboxBackend):
     own_pid_namespace = True
 
     def __init__(self, image: str = IMAGE) -> None:
+        if _CHANNEL not in _CHANNELS:
+            raise BackendUnavailableError(
+                f"RFTGRADE_DOCKER_CHANNEL is {_CHANNEL!r}; set it to one of {', '.join(_CHANNELS)} "
+                "(or unset it: auto)"
+            )
         self.image = image
         self.client = _client()
         self.owner = f"{_HOST}:{os.getpid()}"

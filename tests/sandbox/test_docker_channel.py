@@ -137,3 +137,19 @@ def test_doctor_says_which_channel_a_worker_gets(setting: str, says: str) -> Non
     docker_lines = proc.stdout.split("✓ docker", 1)[1].splitlines()
     assert "channel:" in docker_lines[1] and says in docker_lines[1], proc.stdout
     assert not _client().containers.list(all=True, filters={"label": LABEL})
+
+
+def test_a_mistyped_channel_setting_is_an_error_naming_it(tmp_path: Path) -> None:
+    grader = tmp_path / "grader.json"
+    grader.write_text('{"type": "python", "name": "p", "source": "def grade(s, i):\\n    return 1.0\\n"}')
+    env = {**os.environ, "RFTGRADE_DOCKER_CHANNEL": "sockets"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rftgrade", "run", str(grader), "--sample", "x", "--sandbox", "docker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    said = " ".join(proc.stderr.split())  # the console wraps long lines
+    assert proc.returncode != 0
+    assert "RFTGRADE_DOCKER_CHANNEL is 'sockets'" in said and "auto, socket, attach" in said
