@@ -33,16 +33,20 @@ CHIP = Path(__file__).resolve().parent.parent / "grader_examples" / "chip_wiring
 TRIVIAL = {"type": "python", "name": "trivial", "source": "def grade(sample, item):\n    return 1.0\n"}
 
 
-def chip_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+def chip_rows(n: int, seed: int = 0, group: int = 1) -> list[dict[str, Any]]:
+    """``n`` chip-wiring rows; with ``group`` > 1, GRPO-shaped: each reference (a
+    prompt's item) is shared by ``group`` consecutive samples (512 x 16 = 8,192)."""
     rng = random.Random(seed)
     names = [f"SIG_{i}" for i in range(40)]
-    rows = []
-    for _ in range(n):
+    rows: list[dict[str, Any]] = []
+    while len(rows) < n:
         ref = [
             {"name": rng.choice(names), "value": str(rng.randint(0, 64))} for _ in range(rng.randint(4, 12))
         ]
-        pred = [d if rng.random() > 0.3 else {"name": rng.choice(names), "value": "0"} for d in ref]
-        rows.append({"sample": json.dumps({"predicted": pred}), "item": {"reference_answer": ref}})
+        item = {"reference_answer": ref}
+        for _ in range(min(group, n - len(rows))):
+            pred = [d if rng.random() > 0.3 else {"name": rng.choice(names), "value": "0"} for d in ref]
+            rows.append({"sample": json.dumps({"predicted": pred}), "item": item})
     return rows
 
 

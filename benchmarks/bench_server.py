@@ -36,6 +36,10 @@ from benchmarks._common import parallel_capacity, write
 from benchmarks.bench_sandbox import CHIP, chip_rows, in_process
 
 SHAPES = ("full", "compact", "openrlhf")
+GROUP = 16
+# (samples per item, report-key suffix): every row its own item, and GRPO's shape,
+# each prompt's item shared by a group of GROUP samples (512 x 16 = 8,192).
+LAYOUTS = ((1, ""), (GROUP, "_grpo"))
 STRING_CHECK = {
     "type": "string_check",
     "name": "eq",
@@ -163,36 +167,42 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         client.post(url + "/v1/grade", json={"grader": "chip", "rows": rows[:64]})  # warm the pool
-        # Interleaved rounds: the loop, then each request shape, on the same fresh rows
-        # (distinct per round, so dedupe does not flatter the numbers); ratios per round.
-        shapes = SHAPES
-        times: dict[str, list[float]] = {"loop": [], **{shape: [] for shape in shapes}}
+        # Interleaved rounds: per layout the loop, then each request shape, on the
+        # same fresh rows (distinct per round, so dedupe does not flatter the
+        # numbers); ratios per round against that round's loop on the same rows.
+        times: dict[str, list[float]] = {
+            f"{part}{suffix}": [] for _, suffix in LAYOUTS for part in ("loop", *SHAPES)
+        }
         capacities: list[float] = []
         for i in range(args.batches):
             # This VM's share of its host moves from minute to minute; the server
             # (2 workers and itself) gains on the loop only as far as the cores really
             # run in parallel, so each round says how far they did.
             capacities.append(parallel_capacity(rounds=1))
-            batch = chip_rows(args.samples, seed=100 + i)
-            gc.collect()  # the loop starts from a clean heap: its best case
-            times["loop"].append(in_process(batch))
-            for shape in shapes:
-                start = time.perf_counter()
-                check(shape, send(client, url, shape, batch), args.samples)
-                times[shape].append(time.perf_counter() - start)
+            for group, suffix in LAYOUTS:
+                batch = chip_rows(args.samples, seed=100 + i, group=group)
+                gc.collect()  # the loop starts from a clean heap: its best case
+                times[f"loop{suffix}"].append(in_process(batch))
+                for shape in SHAPES:
+                    start = time.perf_counter()
+                    check(shape, send(client, url, shape, batch), args.samples)
+                    times[f"{shape}{suffix}"].append(time.perf_counter() - start)
         report["parallel_capacity_per_round"] = capacities
-        report["in_process_loop_rows_per_s"] = args.samples / statistics.median(times["loop"])
-        for shape in shapes:
-            ratios = [loop / mine for loop, mine in zip(times["loop"], times[shape], strict=True)]
-            report[f"server_{shape}"] = {
-                "rows_per_s": args.samples / statistics.median(times[shape]),
-                "p50_s": statistics.median(times[shape]),
-                "p99_s": pct(times[shape], 0.99),
-                "vs_loop_median": statistics.median(ratios),
-                "vs_loop_min": min(ratios),
-                "vs_loop_max": max(ratios),
-                "vs_loop_per_round": ratios,
-            }
+        for _, suffix in LAYOUTS:
+            loop = times[f"loop{suffix}"]
+            report[f"in_process_loop{suffix}_rows_per_s"] = args.samples / statistics.median(loop)
+            for shape in SHAPES:
+                mine = times[f"{shape}{suffix}"]
+                ratios = [a / b for a, b in zip(loop, mine, strict=True)]
+                report[f"server_{shape}{suffix}"] = {
+                    "rows_per_s": args.samples / statistics.median(mine),
+                    "p50_s": statistics.median(mine),
+                    "p99_s": pct(mine, 0.99),
+                    "vs_loop_median": statistics.median(ratios),
+                    "vs_loop_min": min(ratios),
+                    "vs_loop_max": max(ratios),
+                    "vs_loop_per_round": ratios,
+                }
         grader_json = json.loads(CHIP.read_text())
         singles = []
         for row in rows[:300]:
@@ -273,42 +283,51 @@ def main() -> None:
     report["after_shutdown_workers"] = _workers()
     s, k = report["server_single"], report["soak"]
     rows_md = []
-    for shape, label in (
-        ("full", "full OpenAI-shaped results"),
-        ("compact", '`"compact": true`'),
-        ("openrlhf", "`POST /v1/openrlhf/reward`"),
-    ):
-        b = report[f"server_{shape}"]
+    labels = {
+        "full": "`POST /v1/grade`, full OpenAI-shaped results",
+        "compact": '`POST /v1/grade`, `"compact": true`',
+        "openrlhf": "`POST /v1/openrlhf/reward`",
+    }
+    for group, suffix in LAYOUTS:
+        layout = "every row its own item" if group == 1 else f"GRPO groups: {GROUP} samples per item"
         rows_md.append(
-            f"| `POST /v1/grade`, {label}, {args.samples:,} rows, sandboxed | {b['rows_per_s']:,.0f} | "
-            f"{b['vs_loop_median']:.2f}x ({b['vs_loop_min']:.2f}-{b['vs_loop_max']:.2f}) | {b['p50_s']:.2f} s | {b['p99_s']:.2f} s |"
-            if shape != "openrlhf"
-            else f"| {label}, {args.samples:,} rows, sandboxed | {b['rows_per_s']:,.0f} | "
-            f"{b['vs_loop_median']:.2f}x ({b['vs_loop_min']:.2f}-{b['vs_loop_max']:.2f}) | {b['p50_s']:.2f} s | {b['p99_s']:.2f} s |"
+            f"| in-process loop, unsandboxed, {layout} | {report[f'in_process_loop{suffix}_rows_per_s']:,.0f} "
+            "| 1.00x | - | - |"
         )
+        for shape in SHAPES:
+            b = report[f"server_{shape}{suffix}"]
+            rows_md.append(
+                f"| {labels[shape]}, {layout}, sandboxed | {b['rows_per_s']:,.0f} | "
+                f"{b['vs_loop_median']:.2f}x ({b['vs_loop_min']:.2f}-{b['vs_loop_max']:.2f}) | "
+                f"{b['p50_s']:.2f} s | {b['p99_s']:.2f} s |"
+            )
+    cases = [(shape, suffix) for _, suffix in LAYOUTS for shape in SHAPES]
     md = (
         "\n".join(
             [
                 f"# Reward server ({args.samples:,}-sample chip-wiring batches, sandbox `{args.sandbox}`, {os.cpu_count()} cores)",
                 "",
-                f"Loop and requests interleaved over {args.batches} rounds; ratios per round, median (min-max).",
+                f"Loop and requests interleaved over {args.batches} rounds; each ratio is against the loop on the "
+                "same rows in the same round; median (min-max).",
                 f"All {os.cpu_count()} cores busy at once do {capacity:.2f}x the work of one "
                 "(`benchmarks._common.parallel_capacity`, before the server starts).",
                 "",
                 "| | rows/s | vs loop | p50 | p99 |",
                 "|---|---:|---:|---:|---:|",
-                f"| in-process loop, unsandboxed | {report['in_process_loop_rows_per_s']:,.0f} | 1.00x | - | - |",
                 *rows_md,
                 f"| `graders/run`, 1 row | - | - | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms |",
                 "",
                 "Per round, with the cores' parallel capacity measured just before it:",
                 "",
-                "| round | parallel capacity | full | compact | openrlhf |",
-                "|---:|---:|---:|---:|---:|",
+                "| round | parallel capacity | "
+                + " | ".join(f"{shape}{suffix.replace('_', ' ')}" for shape, suffix in cases)
+                + " |",
+                "|---:|---:|" + "---:|" * len(cases),
                 *(
                     f"| {i + 1} | {report['parallel_capacity_per_round'][i]:.2f} | "
                     + " | ".join(
-                        f"{report[f'server_{shape}']['vs_loop_per_round'][i]:.2f}x" for shape in SHAPES
+                        f"{report[f'server_{shape}{suffix}']['vs_loop_per_round'][i]:.2f}x"
+                        for shape, suffix in cases
                     )
                     + " |"
                     for i in range(args.batches)

@@ -14,7 +14,10 @@ data. Protocol version 3:
     host -> {"op": "grade", "id": int, "timeout": float, "samples": [...], "items": [...],
              "careful": bool}
             (instead of "items", "items_json": the items as the text of one JSON
-            array, bytes under marshal: items the host received as JSON and never read)
+            array, bytes under marshal: items the host received as JSON and never read;
+            with "item_of": [int, ...], one per sample, the items are the chunk's
+            distinct ones and sample i is graded with item item_of[i]; sent only to
+            a worker whose "loaded" reply says "shared_items": true)
     worker -> {"op": "results", "id": int, "start": int, "rewards": [float|null, ...],
                "durations": [int, ...], "extra": [[offset, {...}], ...]} frames that
               answer the samples in order (every FLUSH_SECONDS and at the end; after
@@ -499,7 +502,13 @@ class Worker:
             elif op == "load":
                 reply = self.load(message)
                 self.channel.send(
-                    {"op": "loaded", "v": PROTOCOL_VERSION, "marshal": marshal.version, **reply}
+                    {
+                        "op": "loaded",
+                        "v": PROTOCOL_VERSION,
+                        "marshal": marshal.version,
+                        "shared_items": True,
+                        **reply,
+                    }
                 )
             elif op == "grade":
                 if self.grade is None:
@@ -522,6 +531,8 @@ class Worker:
         if message.get("items_json") is not None:
             with _gc_paused():
                 items = json.loads(message["items_json"])
+        item_of = message.get("item_of")
+        shared = SharedItems(items, item_of) if item_of is not None else None
         rewards: list[float | None] = []
         durations: list[int] = []
         extras: list[list[Any]] = []
@@ -560,7 +571,7 @@ class Worker:
         try:
             for index, wire in enumerate(samples):
                 sample = expand_sample(wire)
-                item = items[index] if index < n_items else {}
+                item = shared.take(index) if shared is not None else (items[index] if index < n_items else {})
                 if forked:
                     result = self._call_forked(sample, item, timeout)
                     reward = result.pop("reward", None)
@@ -594,6 +605,33 @@ class Worker:
                 sys.stdout, sys.stderr = old_out, old_err
         if rewards:
             flush(len(samples))
+
+
+class SharedItems:
+    """Items shared by several samples of a chunk (a GRPO group's prompt), taken in
+    turn: each call gets an item equal to the one the host sent, even when an
+    earlier call changed it (``item.pop(...)``); a changed one is copied afresh."""
+
+    def __init__(self, items: list[Any], item_of: list[int]) -> None:
+        self.pristine = items
+        self.item_of = item_of
+        self.handed: list[Any] = [None] * len(items)
+
+    def take(self, index: int) -> Any:
+        if index >= len(self.item_of) or not 0 <= self.item_of[index] < len(self.pristine):
+            return {}
+        k = self.item_of[index]
+        item = self.handed[k]
+        if item is not None:
+            try:
+                # Checked before every use, not after: a grader may keep a reference
+                # and change the item while grading a later sample.
+                if item == self.pristine[k]:
+                    return item
+            except Exception:  # the grader put something into it that cannot compare
+                pass
+        item = self.handed[k] = marshal.loads(marshal.dumps(self.pristine[k]))
+        return item
 
 
 def _apply_limits(limits: dict[str, Any]) -> None:

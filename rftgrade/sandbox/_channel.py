@@ -51,6 +51,9 @@ class Channel(abc.ABC):
     marshal_version: int | None = None
     """The marshal version the worker reads (from its ``loaded`` reply); ``None``: JSON only."""
 
+    shares_items: bool = False
+    """Whether the worker takes a chunk's repeated items once (``item_of``; its ``loaded`` reply says)."""
+
     @abc.abstractmethod
     async def send(self, message: dict[str, Any]) -> None: ...
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,7 @@ class WorkerPool:
             raise _GraderLoadError(self._load_failure)
         version = reply.get("marshal")
         channel.marshal_version = version if type(version) is int and version >= 2 else None
+        channel.shares_items = reply.get("shared_items") is True
         slot = _Slot(channel)
         self._live.add(slot)
         return slot
@@ -317,6 +319,7 @@ class WorkerPool:
         request_id = next(_ids)
         indices = chunk.indices
         first, last = indices[0], indices[-1]
+        items: Sequence[Any]
         if isinstance(calls, PythonCalls) and last - first + 1 == len(indices):  # a run of calls
             samples, items = calls.samples[first : last + 1], calls.items[first : last + 1]
         else:
@@ -329,15 +332,18 @@ class WorkerPool:
             "careful": chunk.careful,
         }
         kinds = set(map(type, items))
+        if RawItem in kinds and kinds != {RawItem}:
+            items = [i.parse() if type(i) is RawItem else i for i in items]
+            kinds = set(map(type, items))
+        if slot.channel.shares_items:
+            items = _share_items(items, message)
         if kinds == {RawItem}:
             # Items still in the JSON text they arrived in go as one JSON array: the
             # worker parses it in one call, the host never builds them.
             text = b"[" + b",".join([item.data for item in items]) + b"]"  # type: ignore[union-attr]
             message["items_json"] = text if slot.channel.marshal_version is not None else text.decode()
         else:
-            message["items"] = (
-                [i.parse() if type(i) is RawItem else i for i in items] if RawItem in kinds else items
-            )
+            message["items"] = items
         try:
             async with slot.sending:
                 await slot.channel.send(message)
@@ -477,6 +483,28 @@ def _parse_results(
     return rewards, durations, extras
 
 
+def _share_items(items: Sequence[Any], message: dict[str, Any]) -> Sequence[Any]:
+    """A chunk's distinct items; ``message["item_of"]`` then maps each sample to its item.
+
+    GRPO grades a group of samples (16 is common) against one prompt's item: sent
+    once per chunk, the worker parses (and the host encodes) a sixteenth of them.
+    Items are the same when they are the same object or the same JSON text. The
+    worker still hands every call an item no earlier call has changed.
+    """
+    # Built with C-level maps and zips: this runs for every chunk of every batch.
+    if type(items[0]) is RawItem:
+        keys: list[Any] = list(map(bytes, map(_data, items)))
+    else:
+        keys = list(map(id, items))
+    by_key = dict(zip(keys, items, strict=True))  # one item per distinct key, in first-seen order
+    if len(by_key) == len(items):
+        return items
+    position = {key: index for index, key in enumerate(by_key)}
+    message["item_of"] = list(map(position.__getitem__, keys))
+    return list(by_key.values())
+
+
+_data = operator.attrgetter("data")
 _new_outcome = tuple.__new__  # skips NamedTuple's keyword handling: one outcome per sample
 
 
