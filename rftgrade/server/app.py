@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -35,10 +33,10 @@ from rftgrade._gc import gc_paused
 from rftgrade._grader import Grader, validate
 from rftgrade._json import dumps, loads
 from rftgrade._load import grader_to_dict
-from rftgrade._rawitem import RawItem
 from rftgrade._registry import GraderRegistry, UnknownGraderError
 from rftgrade._result import GradeResult
 from rftgrade.server._body import parse_grade_body
+from rftgrade.server._dedupe import dedupe_columns, dedupe_rows
 from rftgrade.server._metrics import ServerMetrics
 from rftgrade.server._models import (
     GradeRequest,
@@ -250,71 +248,6 @@ class _CollectBetweenRequests:
             await self.app(scope, receive, send)
 
 
-def dedupe_rows(rows: list[Any]) -> tuple[list[Any], list[int]]:
-    """The distinct rows, and for each row the index of its distinct copy.
-
-    Rows with different sample texts cannot be equal, so only rows that share a
-    text are serialized and compared: model samples rarely repeat, and a
-    canonical key for every row cost as much as parsing the request.
-    """
-    samples = [row.get("sample") for row in rows if type(row) is dict]
-    if len(samples) == len(rows) and _distinct(samples):  # no two rows can be equal
-        return list(rows), list(range(len(rows)))
-    unique: list[Any] = []
-    where: list[int] = []
-    by_text: dict[str, list[int]] = {}
-    by_key: dict[str | bytes, int] = {}
-    keyed: set[int] = set()
-
-    def key_of(j: int) -> None:
-        if j not in keyed:
-            by_key.setdefault(_row_key(unique[j]), j)
-            keyed.add(j)
-
-    for row in rows:
-        text = row.get("sample") if type(row) is dict else None
-        same_text = by_text.get(text) if type(text) is str else None
-        if type(text) is str and same_text is None:
-            by_text[text] = [len(unique)]
-            where.append(len(unique))
-            unique.append(row)
-            continue
-        for j in same_text or ():
-            key_of(j)
-        key = _row_key(row)
-        found = by_key.get(key)
-        if found is None:
-            found = len(unique)
-            unique.append(row)
-            by_key[key] = found
-            keyed.add(found)
-            if same_text is not None:
-                same_text.append(found)
-        where.append(found)
-    return unique, where
-
-
-def _row_key(row: Any) -> str | bytes:
-    # Batches of 25,000 rows are keyed for dedupe and answered as one document:
-    # orjson does both several times faster than json.
-    try:
-        return orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=_raw_fragment)
-    except TypeError:
-        return json.dumps(row, sort_keys=True, ensure_ascii=False, default=_raw_text)
-
-
-def _raw_fragment(value: Any) -> Any:
-    # An item still in its JSON text is keyed by that text: identical texts are
-    # identical items (two spellings of one item are merely graded twice).
-    if isinstance(value, RawItem):
-        return orjson.Fragment(bytes(value.data))
-    raise TypeError(type(value).__name__)
-
-
-def _raw_text(value: Any) -> str:
-    return bytes(value.data).decode() if isinstance(value, RawItem) else str(value)
-
-
 def _compact(grader_id: str, results: Sequence[GradeResult]) -> dict[str, Any]:
     """``/v1/grade`` with ``"compact": true``: what a trainer reads, without a full
     OpenAI-shaped result per row (a tenth of the bytes to write and to parse)."""
@@ -333,14 +266,6 @@ def _compact(grader_id: str, results: Sequence[GradeResult]) -> dict[str, Any]:
 
 _COLUMNS = "rftgrade.columns"
 """Where a ``/v1/grade`` body's rows wait as :class:`~rftgrade.Columns` (request scope)."""
-
-
-def _distinct(samples: Sequence[Any]) -> bool:
-    """Whether every sample differs from every other (sample dicts: not known here)."""
-    try:
-        return len(set(samples)) == len(samples)
-    except TypeError:  # a sample dict
-        return False
 
 
 class _OrjsonRequest(Request):
@@ -553,10 +478,10 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
             return found
         grader = found
         columns: Columns | None = request.scope.get(_COLUMNS)
-        if columns is not None and not body.stream and _distinct(columns.samples):
-            # Every sample differs, so no two rows are equal: grade the columns as they are.
-            batch: list[Any] | Columns = columns
-            where: list[int] | None = None
+        batch: list[Any] | Columns
+        where: list[int] | None
+        if columns is not None and not body.stream:
+            batch, where = dedupe_columns(columns)
         else:
             batch, where = dedupe_rows(columns.rows() if columns is not None else body.rows)
         if not body.stream:

@@ -8,7 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rftgrade import Columns
+from rftgrade._rawitem import RawItem
 from rftgrade.server import dedupe_rows
+from rftgrade.server._dedupe import dedupe_columns
 
 texts = st.sampled_from(["a", "b", '{"x": 1}'])
 items = st.fixed_dictionaries({"answer": st.sampled_from([1, 2, "1"])})
@@ -32,3 +35,34 @@ def test_dedupe_keeps_one_copy_of_each_distinct_row(batch: list[Any]) -> None:
     assert [unique[j] for j in where] == batch  # every row maps to an equal row
     assert len({canonical(r) for r in unique}) == len(unique)  # and no two kept rows are equal
     assert len(unique) == len({canonical(r) for r in batch})
+
+
+def plain(item: Any) -> Any:
+    return item.parse() if isinstance(item, RawItem) else item
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(texts, items), max_size=40), st.booleans())
+def test_dedupe_of_columns_keeps_them_columns_and_one_copy_of_each_row(
+    batch: list[Any], as_text: bool
+) -> None:
+    # Items all as objects, or all as the JSON text a /v1/grade body leaves them in.
+    column = [RawItem(json.dumps(i).encode()) if as_text else i for _, i in batch]
+    columns = Columns([s for s, _ in batch], column)
+    unique, where = dedupe_columns(columns)
+    assert isinstance(unique, Columns)
+    if where is None:  # nothing repeats: graded as they came
+        assert unique is columns
+        where = list(range(len(batch)))
+    kept = [
+        canonical({"sample": s, "item": plain(i)}) for s, i in zip(unique.samples, unique.items, strict=True)
+    ]
+    assert [kept[j] for j in where] == [canonical({"sample": s, "item": i}) for s, i in batch]
+    assert len(set(kept)) == len(kept)
+
+
+def test_a_sample_text_that_spells_another_rows_key_is_not_merged_with_it() -> None:
+    text = json.dumps({"item": {}, "sample": "a"}, sort_keys=True)
+    columns = Columns([text, "a", "a"], [{}, {}, {}])
+    unique, where = dedupe_columns(columns)
+    assert unique.samples == [text, "a"] and where == [0, 1, 1]
