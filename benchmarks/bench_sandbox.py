@@ -35,7 +35,8 @@ TRIVIAL = {"type": "python", "name": "trivial", "source": "def grade(sample, ite
 
 def chip_rows(n: int, seed: int = 0, group: int = 1) -> list[dict[str, Any]]:
     """``n`` chip-wiring rows; with ``group`` > 1, GRPO-shaped: each reference (a
-    prompt's item) is shared by ``group`` consecutive samples (512 x 16 = 8,192)."""
+    prompt's item) is shared by ``group`` consecutive samples (512 x 16 = 8,192).
+    No sample repeats within its group, so no two rows are equal and dedupe grades every row."""
     rng = random.Random(seed)
     names = [f"SIG_{i}" for i in range(40)]
     rows: list[dict[str, Any]] = []
@@ -44,9 +45,16 @@ def chip_rows(n: int, seed: int = 0, group: int = 1) -> list[dict[str, Any]]:
             {"name": rng.choice(names), "value": str(rng.randint(0, 64))} for _ in range(rng.randint(4, 12))
         ]
         item = {"reference_answer": ref}
+        texts: set[str] = set()
         for _ in range(min(group, n - len(rows))):
-            pred = [d if rng.random() > 0.3 else {"name": rng.choice(names), "value": "0"} for d in ref]
-            rows.append({"sample": json.dumps({"predicted": pred}), "item": item})
+            for _attempt in range(100):
+                # Real groups do repeat completions (dedupe grades those once); not here.
+                pred = [d if rng.random() > 0.3 else {"name": rng.choice(names), "value": "0"} for d in ref]
+                text = json.dumps({"predicted": pred})
+                if text not in texts:
+                    break
+            texts.add(text)
+            rows.append({"sample": text, "item": item})
     return rows
 
 
