@@ -492,10 +492,13 @@ def _share_items(items: Sequence[Any], message: dict[str, Any]) -> Sequence[Any]
     worker still hands every call an item no earlier call has changed.
     """
     # Built with C-level maps and zips: this runs for every chunk of every batch.
-    if type(items[0]) is RawItem:
-        keys: list[Any] = list(map(bytes, map(_data, items)))
-    else:
-        keys = list(map(id, items))
+    raw = type(items[0]) is RawItem
+    values = list(map(_data, items)) if raw else items
+    if not any(map(operator.eq if raw else operator.is_, values[:-1], values[1:])):
+        # Trainers put a prompt's samples next to each other (TRL, verl and OpenRLHF
+        # all do): with no neighbours alike, keying every item is not worth its cost.
+        return items
+    keys: list[Any] = list(map(bytes, values)) if raw else list(map(id, items))
     by_key = dict(zip(keys, items, strict=True))  # one item per distinct key, in first-seen order
     if len(by_key) == len(items):
         return items

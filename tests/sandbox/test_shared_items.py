@@ -71,11 +71,18 @@ def test_a_chunk_carries_each_distinct_item_once() -> None:
     assert _share_items([a, a, b, a], message) == [a, b]
     assert message["item_of"] == [0, 0, 1, 0]
 
-    texts = [RawItem(b'{"x": 1}'), RawItem(b'{"x": 2}'), RawItem(memoryview(b'{"x": 1}'))]
+    one, two = b'{"x": 1}', b'{"x": 2}'
+    texts = [RawItem(one), RawItem(memoryview(one)), RawItem(two), RawItem(bytearray(one))]
     message = {}
     unique = _share_items(texts, message)
-    assert [bytes(i.data) for i in unique] == [b'{"x": 1}', b'{"x": 2}']
-    assert message["item_of"] == [0, 1, 0]
+    assert [bytes(i.data) for i in unique] == [one, two]
+    assert message["item_of"] == [0, 0, 1, 0]
+
+    # Trainers send a prompt's samples together: with no two neighbours alike the
+    # chunk goes as it is, without keying every item.
+    message = {}
+    apart = [RawItem(one), RawItem(two), RawItem(one)]
+    assert _share_items(apart, message) is apart and "item_of" not in message
 
     message = {}
     distinct = [{"x": 1}, {"x": 1}]
