@@ -34,12 +34,14 @@ import orjson
 
 from benchmarks._common import parallel_capacity, write
 from benchmarks.bench_sandbox import CHIP, chip_rows, in_process
+from rftgrade.integrations import batch_body
 
 SHAPES = ("full", "compact", "openrlhf")
 GROUP = 16
-# (samples per item, report-key suffix): every row its own item, and GRPO's shape,
-# each prompt's item shared by a group of GROUP samples (512 x 16 = 8,192).
-LAYOUTS = ((1, ""), (GROUP, "_grpo"))
+# (samples per item, report-key suffix, request shapes): every row its own item, and
+# GRPO's shape, each prompt's item shared by a group of GROUP samples (512 x 16 =
+# 8,192), also sent as `groups` (each item once), as rftgrade's adapters send it.
+LAYOUTS = ((1, "", SHAPES), (GROUP, "_grpo", ("full", "compact", "groups", "openrlhf")))
 STRING_CHECK = {
     "type": "string_check",
     "name": "eq",
@@ -101,6 +103,9 @@ def send(client: httpx.Client, url: str, shape: str, batch: list[dict[str, Any]]
     if shape == "compact":
         body = orjson.dumps({"grader": "chip", "rows": batch, "compact": True})
         return orjson.loads(client.post(url + "/v1/grade", content=body, headers=headers).content)
+    if shape == "groups":
+        body = orjson.dumps({"grader": "chip", **batch_body(batch), "compact": True})
+        return orjson.loads(client.post(url + "/v1/grade", content=body, headers=headers).content)
     body = orjson.dumps(
         {
             "query": [row["sample"] for row in batch],
@@ -118,7 +123,7 @@ def check(shape: str, answer: Any, n: int) -> None:
         assert len(answer["results"]) == n and not any(
             r["metadata"].get("error_messages") for r in answer["results"]
         )
-    elif shape == "compact":
+    elif shape in ("compact", "groups"):
         assert len(answer["rewards"]) == n and not answer["failures"], answer.get("failures", [])[:3]
     else:
         assert len(answer["rewards"]) == n and not any(answer["extra_logs"]["rftgrade_error"])
@@ -171,7 +176,7 @@ def main() -> None:
         # same fresh rows (distinct per round, so dedupe does not flatter the
         # numbers); ratios per round against that round's loop on the same rows.
         times: dict[str, list[float]] = {
-            f"{part}{suffix}": [] for _, suffix in LAYOUTS for part in ("loop", *SHAPES)
+            f"{part}{suffix}": [] for _, suffix, shapes in LAYOUTS for part in ("loop", *shapes)
         }
         capacities: list[float] = []
         for i in range(args.batches):
@@ -179,19 +184,19 @@ def main() -> None:
             # (2 workers and itself) gains on the loop only as far as the cores really
             # run in parallel, so each round says how far they did.
             capacities.append(parallel_capacity(rounds=1))
-            for group, suffix in LAYOUTS:
+            for group, suffix, shapes in LAYOUTS:
                 batch = chip_rows(args.samples, seed=100 + i, group=group)
                 gc.collect()  # the loop starts from a clean heap: its best case
                 times[f"loop{suffix}"].append(in_process(batch))
-                for shape in SHAPES:
+                for shape in shapes:
                     start = time.perf_counter()
                     check(shape, send(client, url, shape, batch), args.samples)
                     times[f"{shape}{suffix}"].append(time.perf_counter() - start)
         report["parallel_capacity_per_round"] = capacities
-        for _, suffix in LAYOUTS:
+        for _, suffix, shapes in LAYOUTS:
             loop = times[f"loop{suffix}"]
             report[f"in_process_loop{suffix}_rows_per_s"] = args.samples / statistics.median(loop)
-            for shape in SHAPES:
+            for shape in shapes:
                 mine = times[f"{shape}{suffix}"]
                 ratios = [a / b for a, b in zip(loop, mine, strict=True)]
                 report[f"server_{shape}{suffix}"] = {
@@ -286,22 +291,23 @@ def main() -> None:
     labels = {
         "full": "`POST /v1/grade`, full OpenAI-shaped results",
         "compact": '`POST /v1/grade`, `"compact": true`',
+        "groups": '`POST /v1/grade`, `"groups"` (each item once), `"compact": true`',
         "openrlhf": "`POST /v1/openrlhf/reward`",
     }
-    for group, suffix in LAYOUTS:
+    for group, suffix, shapes in LAYOUTS:
         layout = "every row its own item" if group == 1 else f"GRPO groups: {GROUP} samples per item"
         rows_md.append(
             f"| in-process loop, unsandboxed, {layout} | {report[f'in_process_loop{suffix}_rows_per_s']:,.0f} "
             "| 1.00x | - | - |"
         )
-        for shape in SHAPES:
+        for shape in shapes:
             b = report[f"server_{shape}{suffix}"]
             rows_md.append(
                 f"| {labels[shape]}, {layout}, sandboxed | {b['rows_per_s']:,.0f} | "
                 f"{b['vs_loop_median']:.2f}x ({b['vs_loop_min']:.2f}-{b['vs_loop_max']:.2f}) | "
                 f"{b['p50_s']:.2f} s | {b['p99_s']:.2f} s |"
             )
-    cases = [(shape, suffix) for _, suffix in LAYOUTS for shape in SHAPES]
+    cases = [(shape, suffix) for _, suffix, shapes in LAYOUTS for shape in shapes]
     md = (
         "\n".join(
             [

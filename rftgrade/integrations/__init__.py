@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from rftgrade.integrations._client import RewardSource, grade_rewards, grade_rows
+from rftgrade.integrations._client import RewardSource, batch_body, grade_rewards, grade_rows
 
-__all__ = ["RewardSource", "grade_rewards", "grade_rows"]
+__all__ = ["RewardSource", "batch_body", "grade_rewards", "grade_rows"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from rftgrade._json import dumps, loads
 
-__all__ = ["RewardSource", "grade_rewards", "grade_rows"]
+__all__ = ["RewardSource", "batch_body", "grade_rewards", "grade_rows"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
     try:
         async with asyncio.timeout(source.timeout):
             if source.server_url:
-                answer = await _post(source, {"rows": rows, "compact": True})
+                answer = await _post(source, {**batch_body(rows), "compact": True})
                 failed = {int(f["index"]) for f in answer.get("failures", [])}
                 return [(float(r), i in failed) for i, r in enumerate(answer["rewards"])]
             if not source.grader:
@@ -114,8 +114,25 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
 
 
 async def _remote(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = (await _post(source, {"rows": rows}))["results"]
+    results: list[dict[str, Any]] = (await _post(source, batch_body(rows)))["results"]
     return results
+
+
+def batch_body(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``rows`` as a ``POST /v1/grade`` body: as ``groups`` when neighbouring rows
+    share their item (a GRPO batch: a prompt's samples side by side, each item sent
+    once instead of once per sample, ~40% of the body here), else as ``rows``."""
+    groups: list[dict[str, Any]] = []
+    for row in rows:
+        if type(row) is not dict or "sample" not in row or len(row) > 2:
+            return {"rows": rows}  # only plain rows are regrouped: the rest keep their own flags
+        item = row.get("item")
+        last = groups[-1] if groups else None
+        if last is not None and (last["item"] is item or last["item"] == item):
+            last["samples"].append(row["sample"])
+        else:
+            groups.append({"item": item, "samples": [row["sample"]]})
+    return {"groups": groups} if 2 * len(groups) <= len(rows) else {"rows": rows}
 
 
 async def _post(source: RewardSource, body: dict[str, Any]) -> dict[str, Any]:

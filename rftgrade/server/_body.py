@@ -27,10 +27,16 @@ class _Row(msgspec.Struct):
     item: msgspec.Raw = msgspec.Raw(b"null")
 
 
+class _Group(msgspec.Struct):
+    samples: list[Any]
+    item: msgspec.Raw = msgspec.Raw(b"null")
+
+
 class _Body(msgspec.Struct):
-    # Only `rows` is given a type here; the request model checks every other field
-    # (and says what is wrong with it).
-    rows: list[_Row]
+    # Only `rows` and `groups` are given a type here; the request model checks every
+    # other field (and says what is wrong with it, or with a body that has both).
+    rows: list[_Row] | None = None
+    groups: list[_Group] | None = None
     grader: Any = None
     stream: Any = False
     compact: Any = False
@@ -42,23 +48,30 @@ _decode = msgspec.json.Decoder(_Body).decode
 def parse_grade_body(data: bytes) -> tuple[dict[str, Any], Columns | None] | None:
     """The body, and its rows as :class:`~rftgrade.Columns` whose object items are
     :class:`RawItem`; ``None`` when the body is not of that shape (rows that are not
-    objects, invalid JSON, ...).
+    objects, invalid JSON, both ``rows`` and ``groups``, ...).
 
-    With columns, the body's ``rows`` is empty (the columns are the rows); a body
-    with a row that has no ``sample`` keeps its rows, so that row gets its usual flag.
+    With columns, the body's ``rows`` (or ``groups``) is empty (the columns are the
+    rows, a group's samples one after another); a body with a row that has no
+    ``sample`` keeps its rows, so that row gets its usual flag.
     """
     try:
         body = _decode(data)
     except msgspec.DecodeError:
         return None
-    rows = body.rows
-    # msgspec has checked the JSON; an object's text starts with its brace.
-    items = [
-        RawItem(row.item) if memoryview(row.item)[0] == _OPEN_BRACE else loads(bytes(row.item))
-        for row in rows
-    ]
-    samples = [row.sample for row in rows]
     fields = {"grader": body.grader, "stream": body.stream, "compact": body.compact}
+    if body.groups is not None and body.rows is None:
+        samples = []
+        items: list[Any] = []
+        for group in body.groups:
+            # One item object for all of a group's rows: the sandbox sends it once.
+            samples += group.samples
+            items += [_item(group.item)] * len(group.samples)
+        return {**fields, "groups": [], "rows": None}, Columns(samples, items)
+    if body.rows is None or body.groups is not None:
+        return None
+    rows = body.rows
+    items = [_item(row.item) for row in rows]
+    samples = [row.sample for row in rows]
     if msgspec.UNSET in samples:
         unset = msgspec.UNSET
         listed = [
@@ -67,3 +80,8 @@ def parse_grade_body(data: bytes) -> tuple[dict[str, Any], Columns | None] | Non
         ]
         return {**fields, "rows": listed}, None
     return {**fields, "rows": []}, Columns(samples, items)
+
+
+def _item(raw: msgspec.Raw) -> Any:
+    # msgspec has checked the JSON; an object's text starts with its brace.
+    return RawItem(raw) if memoryview(raw)[0] == _OPEN_BRACE else loads(bytes(raw))

@@ -483,7 +483,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         if columns is not None and not body.stream:
             batch, where = dedupe_columns(columns)
         else:
-            batch, where = dedupe_rows(columns.rows() if columns is not None else body.rows)
+            batch, where = dedupe_rows(columns.rows() if columns is not None else body.all_rows())
         if not body.stream:
 
             async def work() -> Response:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from rftgrade.integrations import batch_body
 from rftgrade.integrations import trl as trl_adapter
 from rftgrade.server import ServerConfig
 
@@ -123,6 +124,14 @@ def test_adapters_through_a_running_server(
                 "broken", server_url=url, api_key="k", failed_reward=failed
             )
             assert asyncio.run(reward(prompts=["p"], completions=["x"], **trl_kwargs(1))) == [expected]
+        # A GRPO step, TRL's way: each prompt's completions side by side, its dataset
+        # columns repeated for each (sent to the server as groups).
+        truths = [str(g) for g in range(3) for _ in range(4)]
+        completions = [str(g if k % 2 == 0 else -1) for g in range(3) for k in range(4)]
+        kwargs = {**trl_kwargs(12), "ground_truth": truths}
+        reward = trl_adapter.make_reward_function("m", server_url=url, api_key="k")
+        rewards = asyncio.run(reward(prompts=["p"] * 12, completions=completions, **kwargs))
+        assert [r == 1.0 for r in rewards] == [k % 2 == 0 for _ in range(3) for k in range(4)]
         monkeypatch.setenv("RFTGRADE_SERVER_URL", url)
         monkeypatch.setenv("RFTGRADE_API_KEY", "k")
         monkeypatch.setenv("RFTGRADE_GRADER", "m")
@@ -130,3 +139,21 @@ def test_adapters_through_a_running_server(
         monkeypatch.setattr(verl, "_SOURCE", None)
         result = asyncio.run(verl.compute_score("d", "42", "42"))
         assert result["score"] == 1.0 and result["rftgrade_error"] == 0.0
+
+
+def test_batch_body_sends_each_shared_item_once() -> None:
+    a, b = {"q": 1}, {"q": 2}
+    rows: list[Any] = [
+        {"sample": "x", "item": a},
+        {"sample": "y", "item": dict(a)},
+        {"sample": "z", "item": b},
+    ]
+    rows.append({"sample": "w", "item": b})
+    assert batch_body(rows) == {
+        "groups": [{"item": a, "samples": ["x", "y"]}, {"item": b, "samples": ["z", "w"]}]
+    }
+    # Items that differ row to row, and rows the server must flag on their own, go as rows.
+    apart = [{"sample": "x", "item": a}, {"sample": "y", "item": b}, {"sample": "z", "item": a}]
+    assert batch_body(apart) == {"rows": apart}
+    odd: list[Any] = [{"sample": "x", "item": a}, {"item": a}, ["x", a]]
+    assert batch_body(odd) == {"rows": odd}

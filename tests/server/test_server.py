@@ -174,6 +174,56 @@ def test_items_left_as_json_text_reach_graders_unchanged(url: str, compact: bool
         assert [f["index"] for f in answer["failures"]] == [5, 6, 9]
 
 
+@pytest.mark.parametrize("text_only", [False, True])
+@pytest.mark.parametrize("shape", ["full", "compact", "stream"])
+def test_groups_are_answered_like_the_rows_they_stand_for(url: str, shape: str, text_only: bool) -> None:
+    # A GRPO batch sends each prompt's item once, with its samples; the answer is
+    # the rows' answer: one entry per sample, group after group.
+    groups: list[Any] = [
+        {"item": {"a": 1, "b": [1.5, "é 🦀"]}, "samples": ["s0", "s1", "s0"]},
+        {"item": {}, "samples": ["s2"]},
+        {"item": {"c": 2}, "samples": []},
+        {"samples": ["no item"]},
+        {"item": [1, 2], "samples": ["bad item", "bad item too"]},
+        {"item": {"x": 1}, "samples": ["x" if text_only else {"output_text": "a dict sample"}]},
+    ]
+    rows = [{"sample": s, "item": g.get("item")} for g in groups for s in g["samples"]]
+    options = {"compact": True} if shape == "compact" else {"stream": True} if shape == "stream" else {}
+    by_rows = post(url, "/v1/grade", {"grader": ECHO_ITEM, "rows": rows, **options})
+    by_groups = post(url, "/v1/grade", {"grader": ECHO_ITEM, "groups": groups, **options})
+    assert by_groups.status_code == by_rows.status_code == 200, by_groups.text
+    if shape == "stream":
+        lines = [json.loads(x) for x in by_groups.text.splitlines() if x]
+        got = {line["index"]: line["result"]["reward"] for line in lines}
+        want = {
+            line["index"]: line["result"]["reward"] for line in map(json.loads, by_rows.text.splitlines())
+        }
+        assert got == want and len(got) == len(rows)
+        return
+    answer, expected = by_groups.json(), by_rows.json()
+    if shape == "compact":
+        assert answer["rewards"] == expected["rewards"] == [2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        assert [f["index"] for f in answer["failures"]] == [5, 6]
+    else:
+        assert [r["reward"] for r in answer["results"]] == [r["reward"] for r in expected["results"]]
+        seen = json.loads(answer["results"][1]["metadata"]["scores"]["stdout"])
+        assert seen == {"a": 1, "b": [1.5, "é 🦀"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"rows": [], "groups": []}, "not both"),
+        ({"grader": "math"}, "not neither"),
+        ({"groups": [{"item": {}}]}, "groups.0.samples"),
+        ({"groups": "not a list"}, "groups"),
+    ],
+)
+def test_a_batch_is_rows_or_groups(url: str, body: dict[str, Any], needle: str) -> None:
+    response = post(url, "/v1/grade", {"grader": string_check(), **body})
+    assert response.status_code == 400 and needle in response.json()["error"]["message"], response.text
+
+
 def test_a_lone_surrogate_in_a_result_is_still_answered(url: str) -> None:
     # A grader's stdout (or a model's text) may hold a lone surrogate; the answer
     # must still be valid JSON, on every path that writes results.
