@@ -83,6 +83,28 @@ def test_a_call_cancelled_while_a_replacement_starts_leaks_no_worker() -> None:
     assert stats["live_workers"] == 0 and stats["spawned"] == 2  # recycled again after the last call
 
 
+def test_a_worker_due_for_recycling_has_its_replacement_started_ahead() -> None:
+    # A Docker worker takes ~0.4 s to start: the replacement is started while the old
+    # worker grades its last fifth of `recycle_after`, not when a batch needs it.
+    executor = SandboxExecutor(_SlowStart(), workers=1, recycle_after=100)
+    source = "def grade(sample, item):\n    return float(item['n'])\n"
+    grader = Grader({"type": "python", "name": "n", "source": source}, python=executor)
+    rows = [{"sample": "x", "item": {"n": n}} for n in range(30)]
+    try:
+        for _ in range(3):  # 90 samples: within the last fifth
+            assert [r.reward for r in grader.run_batch(rows)] == [float(n) for n in range(30)]
+        time.sleep(1.5)  # no batch running: the replacement starts on its own
+        ahead = executor.stats()[0]
+        assert [r.reward for r in grader.run_batch(rows)] == [float(n) for n in range(30)]
+        after = executor.stats()[0]
+    finally:
+        grader.close()
+    assert ahead["started_ahead"] == 1 and ahead["recycled"] == 0
+    assert ahead["spawned"] == 2 and ahead["live_workers"] == 2
+    # The batch that crossed 100 samples handed over to it: nothing else was started.
+    assert after["recycled"] == 1 and after["spawned"] == 2 and after["live_workers"] == 1
+
+
 class _StaleWorker(ProcessBackend):
     """A worker built from an older rftgrade: it answers the load with protocol v1."""
 
