@@ -308,15 +308,15 @@ class WorkerPool:
                 leftover = [*leftover, ahead]
             if state is _DEAD:
                 await self._discard(slot)
-                return slot.successor, leftover
+                return _usable(slot.successor), leftover
             if state is _RECYCLED:
-                return slot.successor, leftover
+                return _usable(slot.successor), leftover
             if slot.served >= self.recycle_after:
                 await self._discard(slot)
                 self.stats.recycled += 1
                 # A planned recycle: its replacement was started ahead (or starts now),
                 # off the next chunk's path.
-                return slot.successor or asyncio.ensure_future(self._start()), leftover
+                return _usable(slot.successor) or asyncio.ensure_future(self._start()), leftover
             return slot, leftover
 
     def _start_successor(self, slot: _Slot) -> None:
@@ -328,7 +328,14 @@ class WorkerPool:
         successor = slot.successor = asyncio.ensure_future(self._start())
         self.stats.started_ahead += 1
         self._successors.add(successor)
-        successor.add_done_callback(self._successors.discard)
+        successor.add_done_callback(self._started_ahead)
+
+    def _started_ahead(self, successor: asyncio.Future[_Slot]) -> None:
+        self._successors.discard(successor)
+        if not successor.cancelled():
+            # Marks a failed start as seen: the batch that needs the worker still gets
+            # the error (and flags its samples); the pool may close before any does.
+            successor.exception()
 
     async def _send(
         self, slot: _Slot, chunk: _Chunk, calls: Sequence[PythonCall], limit: float
@@ -525,6 +532,14 @@ def _share_items(items: Sequence[Any], message: dict[str, Any]) -> Sequence[Any]
     position = {key: index for index, key in enumerate(by_key)}
     message["item_of"] = list(map(position.__getitem__, keys))
     return list(by_key.values())
+
+
+def _usable(successor: asyncio.Future[_Slot] | None) -> asyncio.Future[_Slot] | None:
+    """A replacement started ahead, unless its start already failed (then the pool
+    starts one afresh when it needs it, as it would have without starting ahead)."""
+    if successor is not None and successor.done() and not successor.cancelled() and successor.exception():
+        return None
+    return successor
 
 
 _data = operator.attrgetter("data")

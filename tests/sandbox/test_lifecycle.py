@@ -105,6 +105,33 @@ def test_a_worker_due_for_recycling_has_its_replacement_started_ahead() -> None:
     assert after["recycled"] == 1 and after["spawned"] == 2 and after["live_workers"] == 1
 
 
+class _SecondSpawnFails(ProcessBackend):
+    spawns = 0
+
+    async def spawn(self, limits: Limits) -> Channel:
+        self.spawns += 1
+        if self.spawns == 2:
+            raise OSError("the engine hiccuped")
+        return await super().spawn(limits)
+
+
+def test_a_replacement_that_failed_to_start_ahead_is_started_again_when_needed() -> None:
+    backend = _SecondSpawnFails()
+    executor = SandboxExecutor(backend, workers=1, recycle_after=100)
+    source = "def grade(sample, item):\n    return float(item['n'])\n"
+    grader = Grader({"type": "python", "name": "n", "source": source}, python=executor)
+    rows = [{"sample": "x", "item": {"n": n}} for n in range(30)]
+    try:
+        for _ in range(5):  # the replacement started ahead fails; the recycle starts another
+            results = grader.run_batch(rows)
+            assert [r.reward for r in results] == [float(n) for n in range(30)]
+            assert all(r.ok for r in results), [r.error_messages for r in results if not r.ok][:1]
+        stats = executor.stats()[0]
+    finally:
+        grader.close()
+    assert backend.spawns == 3 and stats["started_ahead"] == 1 and stats["recycled"] == 1
+
+
 class _StaleWorker(ProcessBackend):
     """A worker built from an older rftgrade: it answers the load with protocol v1."""
 
