@@ -4,9 +4,10 @@
    ``rftgrade serve`` (sandboxed) with ``POST /v1/grade``, side by side with the
    same grader in a plain in-process loop (unsandboxed). Reports rows/s and
    p50/p99 latency of the batch requests, and of single-sample ``graders/run`` calls.
-2. Soak: mixed load (big batches, single calls, string checks, a stream) from
-   several client threads for ``--soak-seconds``; samples the server's resident
-   memory and counts sandbox workers, to show memory stays flat and nothing leaks.
+2. Soak: mixed load (big batches as rows and as GRPO groups, single calls,
+   string checks, a stream) from several client threads for ``--soak-seconds``;
+   samples the server's resident memory and counts sandbox workers, to show memory
+   stays flat and nothing leaks.
 
 Run: ``python -m benchmarks.bench_server [--soak-seconds 180]``; writes
 ``benchmarks/results/server.{json,md}``. All traffic stays on 127.0.0.1.
@@ -234,7 +235,13 @@ def main() -> None:
             while time.time() < stop:
                 n += 1
                 if kind == 0:
-                    body = {"grader": "chip", "rows": chip_rows(2048, seed=1000 * kind + n)}
+                    batch = chip_rows(2048, seed=1000 * kind + n, group=GROUP)
+                    # Every other batch as GRPO groups (each item once), as the adapters send it.
+                    body = (
+                        {"grader": "chip", "rows": batch}
+                        if n % 2
+                        else {"grader": "chip", **batch_body(batch)}
+                    )
                     r = local.post(url + "/v1/grade", json=body)
                 elif kind == 1:
                     row = rows[n % len(rows)]
@@ -251,7 +258,9 @@ def main() -> None:
                     r = local.post(url + "/v1/grade", json=body)
                 with lock:
                     counts["requests"] += 1
-                    counts["rows"] += len(body.get("rows", [1]))
+                    counts["rows"] += sum(len(g["samples"]) for g in body.get("groups", [])) or len(
+                        body.get("rows", [1])
+                    )
                     counts["errors"] += r.status_code != 200
 
         threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
