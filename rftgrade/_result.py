@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar, overload
 
+from rftgrade._json import encoded
+
 __all__ = ["ERROR_FLAGS", "GradeResult", "GraderErrors", "TokenUsage"]
 
 T = TypeVar("T")
@@ -244,11 +246,19 @@ class GradeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """OpenAI's ``GraderRunResponse`` JSON (plus ``metadata.error_messages``)."""
+        return self._as_dict(dict(_CLEAN))
+
+    def to_answer(self) -> dict[str, Any]:
+        """:meth:`to_dict` for :func:`rftgrade._json.dumps` straight away (the server's
+        answers): a clean result's error flags are pre-encoded, not a dict per row."""
+        return self._as_dict(_CLEAN_ENCODED)
+
+    def _as_dict(self, clean_errors: Any) -> dict[str, Any]:
         reward = self.reward if math.isfinite(self.reward) else 0.0
         metadata: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
-            "errors": self._errors.to_dict() if self._errors is not None else dict(_CLEAN),
+            "errors": self._errors.to_dict() if self._errors is not None else clean_errors,
             "execution_time": self.execution_time,
             "scores": self._scores if self._scores is not None else {},
             "token_usage": self.token_usage.to_dict() if self.token_usage else None,
@@ -267,3 +277,4 @@ class GradeResult:
 
 
 _CLEAN = GraderErrors().to_dict()
+_CLEAN_ENCODED = encoded(_CLEAN)

@@ -135,3 +135,21 @@ def test_label_parsing(text: str, expected: str | None) -> None:
     label, error = parse_label(text, ["compliant", "violating"])
     assert label == expected
     assert (error is None) == (expected is not None)
+
+
+@pytest.mark.parametrize("stdout", ["plain", "bad \udc80 surrogate"])  # the second takes the stdlib path
+def test_a_server_answer_is_the_results_json(stdout: str) -> None:
+    # The server writes results with their clean error flags pre-encoded; the
+    # bytes must read back as to_dict() on orjson's path and on the fallback.
+    import json
+
+    from rftgrade._json import dumps
+    from rftgrade._result import GradeResult
+
+    clean = GradeResult(0.5, "g", "python", execution_time=0.25)
+    clean.scores["stdout"] = stdout
+    failed = GradeResult(1.0, "g", "python").fail("python_grader_runtime_error", "boom")
+    answer = dumps({"results": [clean.to_answer(), failed.to_answer(), clean.to_answer()]})
+    expected = {"results": [clean.to_dict(), failed.to_dict(), clean.to_dict()]}
+    assert json.loads(answer) == json.loads(json.dumps(expected))
+    assert clean.to_dict()["metadata"]["errors"] is not clean.to_dict()["metadata"]["errors"]  # callers own it

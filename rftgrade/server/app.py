@@ -424,7 +424,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                 # OpenAI answers a bad formula with a flagged result, not an HTTP error.
                 result = GradeResult(reward=0.0, name=str(body.grader.get("name", "")), type="multi")
                 result.fail("formula_parse_error", "; ".join(str(p) for p in exc.problems))
-                return _fast_json(result.to_dict())
+                return _fast_json(result.to_answer())
             return _problems_error(exc)
         except BackendUnavailableError as exc:
             return _error(400, str(exc), param="grader", code="backend_unavailable")
@@ -432,7 +432,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         async def work() -> Response:
             (result,) = await grade(grader, [{"sample": body.model_sample, "item": body.item or {}}])
             record(grader, [result])
-            return _fast_json(result.to_dict())
+            return _fast_json(result.to_answer())
 
         return await admitted(1, work)
 
@@ -493,7 +493,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                     return _fast_json(
                         _compact(grader.id, graded if where is None else [graded[j] for j in where])
                     )
-                dicts = [r.to_dict() for r in graded]  # once per distinct row
+                dicts = [r.to_answer() for r in graded]  # once per distinct row
                 return _fast_json(
                     {
                         "object": "list",
@@ -526,7 +526,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                     record(grader, results)
                     lines = []
                     for offset, result in enumerate(results):
-                        payload = result.to_dict()
+                        payload = result.to_answer()
                         for index in positions[start + offset]:
                             lines.append(dumps({"index": index, "result": payload}) + b"\n")
                     yield b"".join(lines)
