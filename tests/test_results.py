@@ -152,4 +152,6 @@ def test_a_server_answer_is_the_results_json(stdout: str) -> None:
     answer = dumps({"results": [clean.to_answer(), failed.to_answer(), clean.to_answer()]})
     expected = {"results": [clean.to_dict(), failed.to_dict(), clean.to_dict()]}
     assert json.loads(answer) == json.loads(json.dumps(expected))
-    assert clean.to_dict()["metadata"]["errors"] is not clean.to_dict()["metadata"]["errors"]  # callers own it
+    assert (
+        clean.to_dict()["metadata"]["errors"] is not clean.to_dict()["metadata"]["errors"]
+    )  # callers own it

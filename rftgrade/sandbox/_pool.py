@@ -519,13 +519,19 @@ def _share_items(items: Sequence[Any], message: dict[str, Any]) -> Sequence[Any]
     worker still hands every call an item no earlier call has changed.
     """
     # Built with C-level maps and zips: this runs for every chunk of every batch.
-    raw = type(items[0]) is RawItem
-    values = list(map(_data, items)) if raw else items
-    if not any(map(operator.eq if raw else operator.is_, values[:-1], values[1:])):
-        # Trainers put a prompt's samples next to each other (TRL, verl and OpenRLHF
-        # all do): with no neighbours alike, keying every item is not worth its cost.
-        return items
-    keys: list[Any] = list(map(bytes, values)) if raw else list(map(id, items))
+    if type(items[0]) is RawItem:
+        values = list(map(_data, items))
+        if not any(map(operator.eq, values[:-1], values[1:])):
+            # Trainers put a prompt's samples next to each other (TRL, verl and OpenRLHF
+            # all do): with no neighbours alike, keying every text is not worth its cost.
+            return items
+        keys: list[Any] = list(map(bytes, values))
+    else:
+        # One object anywhere in the chunk, not only next to itself: marshal would
+        # hand the worker one shared object, which a grader could change for the rest.
+        keys = list(map(id, items))
+        if len(set(keys)) == len(keys):
+            return items
     by_key = dict(zip(keys, items, strict=True))  # one item per distinct key, in first-seen order
     if len(by_key) == len(items):
         return items

@@ -12,9 +12,11 @@ import pytest
 
 from rftgrade import Columns, Grader
 from rftgrade._rawitem import RawItem
-from rftgrade.sandbox import SandboxExecutor
+from rftgrade.sandbox import Limits, SandboxExecutor
+from rftgrade.sandbox._channel import Channel
 from rftgrade.sandbox._pool import _share_items
 from rftgrade.sandbox._select import backend_class
+from rftgrade.sandbox.process import ProcessBackend
 
 from ..conftest import require_or_skip
 
@@ -88,6 +90,9 @@ def test_a_chunk_carries_each_distinct_item_once() -> None:
     distinct = [{"x": 1}, {"x": 1}]
     assert _share_items(distinct, message) is distinct and "item_of" not in message
 
+    message = {}
+    assert _share_items([a, b, a], message) == [a, b] and message["item_of"] == [0, 1, 0]
+
 
 def test_the_worker_copies_a_shared_item_afresh_only_once_it_has_changed() -> None:
     shared = worker.SharedItems([{"k": [1]}, {"k": [2]}], [0, 0, 1, 0])
@@ -120,6 +125,21 @@ def test_every_call_gets_the_item_the_host_sent(backend: str, form: str) -> None
     assert sum(r.reward for r in reused) >= len(samples) * 0.8
 
 
+def test_an_item_object_used_again_further_on_is_still_each_calls_own() -> None:
+    # Not neighbours: a, b, c, a, b, c, ... (marshal alone would hand the worker one
+    # object per item for all its rows).
+    _, grouped = _group_rows(groups=3, size=20)
+    items = [grouped[(i % 3) * 20] for i in range(60)]
+    samples = [f"a{i % 3}" for i in range(60)]
+    grader = Grader(
+        {"type": "python", "name": "m", "source": MUTATING}, python=SandboxExecutor("process", workers=1)
+    )
+    try:
+        assert [r.reward for r in grader.run_batch(Columns(samples, items))] == [1.0] * 60
+    finally:
+        grader.close()
+
+
 @pytest.mark.parametrize("backend", ["process"])
 def test_per_sample_isolation_shares_items_too(backend: str) -> None:
     samples, items = _group_rows(groups=3, size=4)
@@ -132,3 +152,33 @@ def test_per_sample_isolation_shares_items_too(backend: str) -> None:
     finally:
         grader.close()
     assert [r.reward for r in results] == [1.0] * len(samples)
+
+
+class _OlderWorker(ProcessBackend):
+    """Workers that do not announce shared items, like a sandbox image built before them."""
+
+    async def spawn(self, limits: Limits) -> Channel:
+        channel = await super().spawn(limits)
+        recv = channel.recv
+
+        async def without_the_announcement(timeout: float | None) -> dict[str, Any]:
+            reply = await recv(timeout)
+            reply.pop("shared_items", None)
+            return reply
+
+        channel.recv = without_the_announcement  # type: ignore[method-assign]
+        return channel
+
+
+def test_a_worker_that_does_not_announce_shared_items_gets_every_item() -> None:
+    samples, items = _group_rows(groups=10, size=16)
+    items = _as_json_text(items)  # (objects shared on the host would arrive shared: see below)
+    executor = SandboxExecutor(_OlderWorker(), workers=1)
+    mutating = Grader({"type": "python", "name": "m", "source": MUTATING}, python=executor)
+    same = Grader({"type": "python", "name": "s", "source": SAME_OBJECT}, python=executor)
+    try:
+        assert [r.reward for r in mutating.run_batch(Columns(samples, items))] == [1.0] * len(samples)
+        assert [r.reward for r in same.run_batch(Columns(samples, items))] == [0.0] * len(samples)
+    finally:
+        mutating.close()
+        same.close()
