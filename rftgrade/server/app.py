@@ -386,12 +386,18 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         except BackendUnavailableError as exc:
             return _error(400, str(exc), param="grader", code="backend_unavailable")
 
-    def refuse(n: int) -> JSONResponse | None:
-        """Admit ``n`` rows (the caller releases them) or say why not."""
-        if n > config.max_rows_per_request:
+    def refuse(n: int, answered: int | None = None) -> JSONResponse | None:
+        """Admit ``n`` rows to grade (the caller releases them) or say why not.
+
+        ``answered``: the rows the answer holds, duplicates included (default ``n``).
+        The per-request limit counts those: a body of a million copies of one row is
+        graded once but answered a million times.
+        """
+        rows = n if answered is None else answered
+        if rows > config.max_rows_per_request:
             return _error(
                 413,
-                f"{n:,} rows in one request; the limit is {config.max_rows_per_request:,}",
+                f"{rows:,} rows in one request; the limit is {config.max_rows_per_request:,}",
                 param="rows",
                 code="too_many_rows",
             )
@@ -405,8 +411,10 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
             )
         return None
 
-    async def admitted(n: int, work: Callable[[], Awaitable[Response]]) -> Response:
-        refusal = refuse(n)
+    async def admitted(
+        n: int, work: Callable[[], Awaitable[Response]], answered: int | None = None
+    ) -> Response:
+        refusal = refuse(n, answered)
         if refusal is not None:
             return refusal
         try:
@@ -502,13 +510,13 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                     }
                 )
 
-            return await admitted(len(batch), work)
+            return await admitted(len(batch), work, answered=len(where) if where is not None else None)
 
         assert isinstance(batch, list) and where is not None
         unique_rows = batch
 
         n = len(unique_rows)
-        refusal = refuse(n)
+        refusal = refuse(n, answered=len(where))
         if refusal is not None:
             return refusal
         positions: dict[int, list[int]] = {}

@@ -292,6 +292,15 @@ def test_openrlhf_shaped_client(url: str) -> None:
         ("/v1/grade", {"rows": "not a list"}, TOKEN, 400, "rows"),
         ("/v1/grade", {"grader": string_check("neq"), "rows": []}, TOKEN, 400, "did you mean"),
         ("/v1/grade", {"grader": "math", "rows": [{"sample": "x" * 3_000_000}]}, TOKEN, 413, "over"),
+        # Graded once, answered 100,001 times: the limit counts the rows answered.
+        (
+            "/v1/grade",
+            {"groups": [{"samples": ["x"] * 100_001}], "compact": True},
+            TOKEN,
+            413,
+            "100,001 rows",
+        ),
+        ("/v1/grade", {"rows": [{"sample": "x"}] * 100_001, "stream": True}, TOKEN, 413, "100,001 rows"),
         ("/v1/grade", {"grader": "math", "rows": []}, "wrong", 401, "token"),
         ("/v1/fine_tuning/alpha/graders/run", {"grader": string_check()}, TOKEN, 400, "model_sample"),
     ],
