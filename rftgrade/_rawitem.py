@@ -24,16 +24,22 @@ class RawItem:
     checked it); :meth:`parse` turns it into the dict.
     """
 
-    __slots__ = ("data",)
+    __slots__ = ("_value", "data")
 
     def __init__(self, data: Any) -> None:
         self.data = data
+        self._value: dict[str, Any] | None = None
 
     def parse(self) -> dict[str, Any]:
-        """The item as a dict (parsed again on every call: :class:`Row` keeps the result)."""
-        value = loads(bytes(self.data))
-        if not isinstance(value, dict):
-            raise ValueError("a raw item must be the JSON text of an object")
+        """The item as a dict, parsed on the first call and kept: every row of a
+        ``groups`` batch holds the same RawItem, and a big item must not be parsed
+        once per sample (graders on the host only read items)."""
+        value = self._value
+        if value is None:
+            value = loads(bytes(self.data))
+            if not isinstance(value, dict):
+                raise ValueError("a raw item must be the JSON text of an object")
+            self._value = value
         return value
 
     def __repr__(self) -> str:

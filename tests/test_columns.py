@@ -84,3 +84,24 @@ def test_columns_for_a_deterministic_grader() -> None:
 def test_columns_of_different_lengths_are_refused_with_both_lengths() -> None:
     with pytest.raises(ValueError, match="samples has 2 entries and items 1"):
         Columns(["a", "b"], [{}])
+
+
+def test_an_item_shared_by_many_rows_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A `groups` body gives all of a group's rows one RawItem: a big item must not
+    # be parsed once per sample by graders that read it on the host.
+    import json
+
+    from rftgrade import _rawitem
+
+    parsed = []
+
+    def counting(data: bytes) -> object:
+        parsed.append(len(data))
+        return json.loads(data)
+
+    monkeypatch.setattr(_rawitem, "loads", counting)
+    item = RawItem(json.dumps({"answer": "a", "pad": ["x" * 100] * 100}).encode())
+    grader = Grader(string_check())
+    results = grader.run_batch(Columns(["a", "b"] * 250, [item] * 500))
+    assert [r.reward for r in results] == [1.0, 0.0] * 250
+    assert len(parsed) == 1
