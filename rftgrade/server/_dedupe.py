@@ -34,9 +34,17 @@ def dedupe_columns(columns: Columns) -> tuple[Columns, list[int] | None]:
     kept: list[int] = []
     where = []
     first: dict[Any, int] = {}
+    item_keys: dict[int, Any] = {}  # by object: a group's rows share one item, keyed once
     for k, (sample, item) in enumerate(zip(samples, items, strict=True)):
         # Only a text seen more than once needs its item in the key.
-        key = sample if counts[sample] == 1 else ("row", _row_key({"sample": sample, "item": item}))
+        if counts[sample] == 1:
+            key: Any = sample
+        else:
+            item_key = item_keys.get(id(item))
+            if item_key is None:
+                item_key = item_keys[id(item)] = _row_key(item)
+            # The type too: True == 1, but they are different samples.
+            key = ("row", type(sample), sample, item_key)
         j = first.get(key)
         if j is None:
             j = first[key] = len(kept)

@@ -488,10 +488,10 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         columns: Columns | None = request.scope.get(_COLUMNS)
         batch: list[Any] | Columns
         where: list[int] | None
-        if columns is not None and not body.stream:
+        if columns is not None:
             batch, where = dedupe_columns(columns)
         else:
-            batch, where = dedupe_rows(columns.rows() if columns is not None else body.all_rows())
+            batch, where = dedupe_rows(body.all_rows())
         if not body.stream:
 
             async def work() -> Response:
@@ -512,8 +512,9 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
 
             return await admitted(len(batch), work, answered=len(where) if where is not None else None)
 
-        assert isinstance(batch, list) and where is not None
-        unique_rows = batch
+        unique_rows = batch.rows() if isinstance(batch, Columns) else batch
+        if where is None:
+            where = list(range(len(unique_rows)))
 
         n = len(unique_rows)
         refusal = refuse(n, answered=len(where))

@@ -66,3 +66,25 @@ def test_a_sample_text_that_spells_another_rows_key_is_not_merged_with_it() -> N
     columns = Columns([text, "a", "a"], [{}, {}, {}])
     unique, where = dedupe_columns(columns)
     assert unique.samples == [text, "a"] and where == [0, 1, 1]
+
+
+def test_a_shared_item_is_keyed_once_however_many_rows_repeat_their_text(monkeypatch: Any) -> None:
+    # A `groups` body: one item (possibly big) for many rows; keying it once per
+    # repeated sample would make the work grow with samples x item size.
+    from rftgrade.server import _dedupe
+
+    keyed: list[Any] = []
+    real = _dedupe._row_key
+
+    def counting(value: Any) -> Any:
+        keyed.append(value)
+        return real(value)
+
+    monkeypatch.setattr(_dedupe, "_row_key", counting)
+    item = RawItem(json.dumps({"pad": "x" * 10_000}).encode())
+    unique, where = dedupe_columns(Columns(["same"] * 999 + ["other"], [item] * 1000))
+    assert unique.samples == ["same", "other"] and where == [0] * 999 + [1]
+    assert len(keyed) == 1
+    # True and 1 are equal in Python, not as samples.
+    unique, where = dedupe_columns(Columns([True, 1, True, 1], [{}] * 4))
+    assert unique.samples == [True, 1] and where == [0, 1, 0, 1]
