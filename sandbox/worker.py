@@ -5,19 +5,18 @@ a bubblewrap namespace, or a plain process) and talks to the host over a framed
 protocol on its original stdout/stdin: each frame is a 4-byte big-endian length
 followed by that many bytes: UTF-8 JSON, or (host to worker only, once the
 worker has said which marshal version it reads) ``b"M"`` plus :mod:`marshal`
-data. Protocol version 3:
+data. Protocol version 4:
 
-    host -> {"op": "load", "v": 3, "source": str, "isolation": "worker"|"sample",
+    host -> {"op": "load", "v": 4, "source": str, "isolation": "worker"|"sample",
              "limits": {...}, "own_pid_namespace": bool}
-    worker -> {"op": "loaded", "v": 3, "marshal": int, "ok": true}
-              | {"op": "loaded", "v": 3, "ok": false, "error": {...}}
+    worker -> {"op": "loaded", "v": 4, "marshal": int, "ok": true}
+              | {"op": "loaded", "v": 4, "ok": false, "error": {...}}
     host -> {"op": "grade", "id": int, "timeout": float, "samples": [...], "items": [...],
              "careful": bool}
             (instead of "items", "items_json": the items as the text of one JSON
             array, bytes under marshal: items the host received as JSON and never read;
             with "item_of": [int, ...], one per sample, the items are the chunk's
-            distinct ones and sample i is graded with item item_of[i]; sent only to
-            a worker whose "loaded" reply says "shared_items": true)
+            distinct ones and sample i is graded with item item_of[i]; new in v4)
     worker -> {"op": "results", "id": int, "start": int, "rewards": [float|null, ...],
                "durations": [int, ...], "extra": [[offset, {...}], ...]} frames that
               answer the samples in order (every FLUSH_SECONDS and at the end; after
@@ -58,7 +57,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 MAX_STDOUT = 8 * 1024
 MAX_DETAILS = 4 * 1024
 FLUSH_SECONDS = 0.05
@@ -502,13 +501,7 @@ class Worker:
             elif op == "load":
                 reply = self.load(message)
                 self.channel.send(
-                    {
-                        "op": "loaded",
-                        "v": PROTOCOL_VERSION,
-                        "marshal": marshal.version,
-                        "shared_items": True,
-                        **reply,
-                    }
+                    {"op": "loaded", "v": PROTOCOL_VERSION, "marshal": marshal.version, **reply}
                 )
             elif op == "grade":
                 if self.grade is None:

@@ -18,7 +18,7 @@ from rftgrade._json import dumps, loads
 
 __all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 
@@ -50,9 +50,6 @@ class Channel(abc.ABC):
 
     marshal_version: int | None = None
     """The marshal version the worker reads (from its ``loaded`` reply); ``None``: JSON only."""
-
-    shares_items: bool = False
-    """Whether the worker takes a chunk's repeated items once (``item_of``; its ``loaded`` reply says)."""
 
     @abc.abstractmethod
     async def send(self, message: dict[str, Any]) -> None: ...

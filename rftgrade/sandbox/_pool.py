@@ -175,7 +175,6 @@ class WorkerPool:
             raise _GraderLoadError(self._load_failure)
         version = reply.get("marshal")
         channel.marshal_version = version if type(version) is int and version >= 2 else None
-        channel.shares_items = reply.get("shared_items") is True
         slot = _Slot(channel)
         self._live.add(slot)
         return slot
@@ -360,8 +359,7 @@ class WorkerPool:
         if RawItem in kinds and kinds != {RawItem}:
             items = [i.parse() if type(i) is RawItem else i for i in items]
             kinds = set(map(type, items))
-        if slot.channel.shares_items:
-            items = _share_items(items, message)
+        items = _share_items(items, message)
         if kinds == {RawItem}:
             # Items still in the JSON text they arrived in go as one JSON array: the
             # worker parses it in one call, the host never builds them.
@@ -519,19 +517,26 @@ def _share_items(items: Sequence[Any], message: dict[str, Any]) -> Sequence[Any]
     worker still hands every call an item no earlier call has changed.
     """
     # Built with C-level maps and zips: this runs for every chunk of every batch.
+    ids = list(map(id, items))
+    objects = dict(zip(ids, items, strict=True))  # each item object once
     if type(items[0]) is RawItem:
-        values = list(map(_data, items))
-        if not any(map(operator.eq, values[:-1], values[1:])):
-            # Trainers put a prompt's samples next to each other (TRL, verl and OpenRLHF
-            # all do): with no neighbours alike, keying every text is not worth its cost.
-            return items
-        keys: list[Any] = list(map(bytes, values))
+        if len(objects) == len(items):
+            values = list(map(_data, items))
+            if not any(map(operator.eq, values[:-1], values[1:])):
+                # Trainers put a prompt's samples next to each other (TRL, verl and
+                # OpenRLHF all do): with no neighbours alike, keying every text is not
+                # worth its cost.
+                return items
+        # One copy of the text per object, not per row: a `groups` body gives all of
+        # a group's rows one RawItem, which may be big.
+        text = {key: bytes(item.data) for key, item in objects.items()}
+        keys: list[Any] = list(map(text.__getitem__, ids))
     else:
         # One object anywhere in the chunk, not only next to itself: marshal would
         # hand the worker one shared object, which a grader could change for the rest.
-        keys = list(map(id, items))
-        if len(set(keys)) == len(keys):
+        if len(objects) == len(items):
             return items
+        keys = ids
     by_key = dict(zip(keys, items, strict=True))  # one item per distinct key, in first-seen order
     if len(by_key) == len(items):
         return items

@@ -12,11 +12,9 @@ import pytest
 
 from rftgrade import Columns, Grader
 from rftgrade._rawitem import RawItem
-from rftgrade.sandbox import Limits, SandboxExecutor
-from rftgrade.sandbox._channel import Channel
+from rftgrade.sandbox import SandboxExecutor
 from rftgrade.sandbox._pool import _share_items
 from rftgrade.sandbox._select import backend_class
-from rftgrade.sandbox.process import ProcessBackend
 
 from ..conftest import require_or_skip
 
@@ -79,6 +77,11 @@ def test_a_chunk_carries_each_distinct_item_once() -> None:
     unique = _share_items(texts, message)
     assert [bytes(i.data) for i in unique] == [one, two]
     assert message["item_of"] == [0, 0, 1, 0]
+
+    # One RawItem object for many rows (a `groups` body): its text is copied once.
+    big = RawItem(memoryview(b'{"pad": "' + b"x" * 100_000 + b'"}'))
+    message = {}
+    assert _share_items([big] * 1000, message) == [big] and message["item_of"] == [0] * 1000
 
     # Trainers send a prompt's samples together: with no two neighbours alike the
     # chunk goes as it is, without keying every item.
@@ -152,33 +155,3 @@ def test_per_sample_isolation_shares_items_too(backend: str) -> None:
     finally:
         grader.close()
     assert [r.reward for r in results] == [1.0] * len(samples)
-
-
-class _OlderWorker(ProcessBackend):
-    """Workers that do not announce shared items, like a sandbox image built before them."""
-
-    async def spawn(self, limits: Limits) -> Channel:
-        channel = await super().spawn(limits)
-        recv = channel.recv
-
-        async def without_the_announcement(timeout: float | None) -> dict[str, Any]:
-            reply = await recv(timeout)
-            reply.pop("shared_items", None)
-            return reply
-
-        channel.recv = without_the_announcement  # type: ignore[method-assign]
-        return channel
-
-
-def test_a_worker_that_does_not_announce_shared_items_gets_every_item() -> None:
-    samples, items = _group_rows(groups=10, size=16)
-    items = _as_json_text(items)  # (objects shared on the host would arrive shared: see below)
-    executor = SandboxExecutor(_OlderWorker(), workers=1)
-    mutating = Grader({"type": "python", "name": "m", "source": MUTATING}, python=executor)
-    same = Grader({"type": "python", "name": "s", "source": SAME_OBJECT}, python=executor)
-    try:
-        assert [r.reward for r in mutating.run_batch(Columns(samples, items))] == [1.0] * len(samples)
-        assert [r.reward for r in same.run_batch(Columns(samples, items))] == [0.0] * len(samples)
-    finally:
-        mutating.close()
-        same.close()
