@@ -33,6 +33,7 @@ from rftgrade._gc import gc_paused
 from rftgrade._grader import Grader, validate
 from rftgrade._json import dumps, loads
 from rftgrade._load import grader_to_dict
+from rftgrade._rawitem import RawItem
 from rftgrade._registry import GraderRegistry, UnknownGraderError
 from rftgrade._result import GradeResult
 from rftgrade.server._body import parse_grade_body
@@ -264,6 +265,17 @@ def _compact(grader_id: str, results: Sequence[GradeResult]) -> dict[str, Any]:
     }
 
 
+_GROUPS_SPREAD = 16
+"""A ``groups`` body may stand for rows ``_GROUPS_SPREAD`` times the body limit: each
+sample's item is still compared or parsed per sample in the sandbox, so a big item
+shared by many samples costs what sending it with each would have."""
+
+
+def _spread_items_bytes(columns: Columns) -> int:
+    """The size of the items as rows would carry them (each item once per sample)."""
+    return sum(len(item.data) for item in columns.items if type(item) is RawItem)
+
+
 _COLUMNS = "rftgrade.columns"
 """Where a ``/v1/grade`` body's rows wait as :class:`~rftgrade.Columns` (request scope)."""
 
@@ -486,6 +498,17 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
             return found
         grader = found
         columns: Columns | None = request.scope.get(_COLUMNS)
+        if columns is not None and body.groups is not None:
+            spread = _spread_items_bytes(columns)
+            if spread > _GROUPS_SPREAD * config.max_body_bytes:
+                return _error(
+                    413,
+                    f"groups hand their items to {spread:,} bytes' worth of rows (each item counted once "
+                    f"per sample); the limit is {_GROUPS_SPREAD * config.max_body_bytes:,}: send fewer "
+                    "samples per big item, or split the batch",
+                    param="groups",
+                    code="body_too_large",
+                )
         batch: list[Any] | Columns
         where: list[int] | None
         if columns is not None:

@@ -301,6 +301,14 @@ def test_openrlhf_shaped_client(url: str) -> None:
             "100,001 rows",
         ),
         ("/v1/grade", {"rows": [{"sample": "x"}] * 100_001, "stream": True}, TOKEN, 413, "100,001 rows"),
+        # One 100 KB item for 400 samples stands for 40 MB of rows: over 16x this server's 2 MB.
+        (
+            "/v1/grade",
+            {"groups": [{"item": {"pad": "x" * 100_000}, "samples": ["a"] * 400}]},
+            TOKEN,
+            413,
+            "fewer",
+        ),
         ("/v1/grade", {"grader": "math", "rows": []}, "wrong", 401, "token"),
         ("/v1/fine_tuning/alpha/graders/run", {"grader": string_check()}, TOKEN, 400, "model_sample"),
     ],
