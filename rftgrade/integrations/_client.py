@@ -84,7 +84,7 @@ async def grade_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[d
             if not source.grader:
                 raise ValueError("no grader: set RFTGRADE_GRADER to a grader JSON path")
             grader = _registry(source.sandbox).add(source.grader)
-            return [r.to_dict() for r in await grader.arun_batch(rows)]
+            return [r.to_dict() for r in await grader.arun_batch(_in_process(rows))]
     except TimeoutError:
         return [_failed(f"no reward within {source.timeout:g}s") for _ in rows]
     except Exception as exc:  # the trainer must never see an exception from its reward
@@ -108,7 +108,7 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
             if not source.grader:
                 raise ValueError("no grader: set RFTGRADE_GRADER to a grader JSON path")
             grader = _registry(source.sandbox).add(source.grader)
-            return [(r.reward, not r.ok) for r in await grader.arun_batch(rows)]
+            return [(r.reward, not r.ok) for r in await grader.arun_batch(_in_process(rows))]
     except Exception:  # a timeout included: the trainer must never see an exception from its reward
         return [(0.0, True) for _ in rows]
 
@@ -133,6 +133,23 @@ def batch_body(rows: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             groups.append({"item": item, "samples": [row["sample"]]})
     return {"groups": groups} if 2 * len(groups) <= len(rows) else {"rows": rows}
+
+
+def _in_process(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | Any:
+    """``rows`` for an in-process grader: neighbours with equal items (a prompt's
+    completions; trainers build one item dict per sample) get one item object, so
+    that the sandbox sends and parses it once per chunk (see :func:`batch_body`)."""
+    from rftgrade._columns import Columns
+
+    body = batch_body(rows)
+    if "groups" not in body:
+        return rows
+    samples: list[Any] = []
+    items: list[Any] = []
+    for group in body["groups"]:
+        samples += group["samples"]
+        items += [group["item"]] * len(group["samples"])
+    return Columns(samples, items)
 
 
 async def _post(source: RewardSource, body: dict[str, Any]) -> dict[str, Any]:

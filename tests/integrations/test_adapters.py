@@ -14,6 +14,7 @@ import pytest
 
 from rftgrade.integrations import batch_body
 from rftgrade.integrations import trl as trl_adapter
+from rftgrade.integrations._client import _in_process
 from rftgrade.server import ServerConfig
 
 from ..conftest import string_check
@@ -157,3 +158,29 @@ def test_batch_body_sends_each_shared_item_once() -> None:
     assert batch_body(apart) == {"rows": apart}
     odd: list[Any] = [{"sample": "x", "item": a}, {"item": a}, ["x", a]]
     assert batch_body(odd) == {"rows": odd}
+    # In-process, the same grouping gives equal neighbours one item object.
+    columns = _in_process(rows)
+    assert columns.samples == ["x", "y", "z", "w"]
+    assert columns.items[0] is columns.items[1] and columns.items[2] is columns.items[3]
+    assert _in_process(apart) is apart
+
+
+def test_trl_in_process_grpo_batch_gives_each_completion_its_prompts_item(tmp_path: Path) -> None:
+    # TRL builds one item dict per completion; neighbours with equal items share one
+    # object on the way to the sandbox, and a grader that changes its item still
+    # sees the prompt's own columns on every call.
+    source = (
+        "def grade(sample, item):\n"
+        "    truth = item.pop('ground_truth')\n"
+        "    item['seen'] = True\n"
+        "    return 1.0 if sample['output_text'] == truth and 'ground_truth' not in item else 0.0\n"
+    )
+    path = tmp_path / "pop.json"
+    path.write_text(json.dumps({"type": "python", "name": "pop", "source": source}))
+    reward = trl_adapter.make_reward_function(str(path), sandbox="process")
+    truths = [str(g) for g in range(4) for _ in range(8)]
+    completions = [t if k % 3 else "wrong" for k, t in enumerate(truths)]
+    rewards = asyncio.run(
+        reward(prompts=["p"] * 32, completions=completions, **{**trl_kwargs(32), "ground_truth": truths})
+    )
+    assert rewards == [0.0 if k % 3 == 0 else 1.0 for k in range(32)]
