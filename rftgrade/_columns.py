@@ -10,7 +10,7 @@ flags as a list of rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rftgrade._rawitem import RawItem
@@ -35,6 +35,18 @@ class Columns:
             )
         self.samples = samples
         self.items = items
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[tuple[Any, Sequence[Any]]]) -> Columns:
+        """``(item, samples)`` pairs, a GRPO batch's shape, as columns: each group's
+        samples in turn, all of them holding the group's one item object (so the
+        sandbox sends it once per chunk)."""
+        samples: list[Any] = []
+        items: list[Any] = []
+        for item, group_samples in groups:
+            samples += group_samples
+            items += [item] * len(group_samples)
+        return cls(samples, items)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from rftgrade._columns import Columns
 from rftgrade._json import dumps, loads
 
 __all__ = ["RewardSource", "batch_body", "grade_rewards", "grade_rows"]
@@ -135,21 +136,14 @@ def batch_body(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"groups": groups} if 2 * len(groups) <= len(rows) else {"rows": rows}
 
 
-def _in_process(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | Any:
+def _in_process(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | Columns:
     """``rows`` for an in-process grader: neighbours with equal items (a prompt's
     completions; trainers build one item dict per sample) get one item object, so
     that the sandbox sends and parses it once per chunk (see :func:`batch_body`)."""
-    from rftgrade._columns import Columns
-
     body = batch_body(rows)
     if "groups" not in body:
         return rows
-    samples: list[Any] = []
-    items: list[Any] = []
-    for group in body["groups"]:
-        samples += group["samples"]
-        items += [group["item"]] * len(group["samples"])
-    return Columns(samples, items)
+    return Columns.from_groups((group["item"], group["samples"]) for group in body["groups"])
 
 
 async def _post(source: RewardSource, body: dict[str, Any]) -> dict[str, Any]:

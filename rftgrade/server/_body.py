@@ -60,13 +60,8 @@ def parse_grade_body(data: bytes) -> tuple[dict[str, Any], Columns | None] | Non
         return None
     fields = {"grader": body.grader, "stream": body.stream, "compact": body.compact}
     if body.groups is not None and body.rows is None:
-        samples = []
-        items: list[Any] = []
-        for group in body.groups:
-            # One item object for all of a group's rows: the sandbox sends it once.
-            samples += group.samples
-            items += [_item(group.item)] * len(group.samples)
-        return {**fields, "groups": [], "rows": None}, Columns(samples, items)
+        columns = Columns.from_groups((_item(group.item), group.samples) for group in body.groups)
+        return {**fields, "groups": [], "rows": None}, columns
     if body.rows is None or body.groups is not None:
         return None
     rows = body.rows

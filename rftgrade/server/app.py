@@ -515,6 +515,7 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
             batch, where = dedupe_columns(columns)
         else:
             batch, where = dedupe_rows(body.all_rows())
+        answered = len(where) if where is not None else len(batch)  # duplicates included
         if not body.stream:
 
             async def work() -> Response:
@@ -533,14 +534,14 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
                     }
                 )
 
-            return await admitted(len(batch), work, answered=len(where) if where is not None else None)
+            return await admitted(len(batch), work, answered=answered)
 
         unique_rows = batch.rows() if isinstance(batch, Columns) else batch
         if where is None:
             where = list(range(len(unique_rows)))
 
         n = len(unique_rows)
-        refusal = refuse(n, answered=len(where))
+        refusal = refuse(n, answered=answered)
         if refusal is not None:
             return refusal
         positions: dict[int, list[int]] = {}
