@@ -18,6 +18,7 @@ from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
 from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
 from rftgrade.cli._runtime import SandboxOption, make_executors, needs_judge
+from rftgrade.cli.eval_cmd import eval_cmd
 from rftgrade.cli.quality_cmd import calibrate_cmd, check_cmd
 from rftgrade.cli.sandbox_cmd import sandbox_app
 from rftgrade.cli.serve_cmd import serve_cmd
@@ -35,6 +36,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("serve")(serve_cmd)
 app.command("calibrate")(calibrate_cmd)
 app.command("check")(check_cmd)
+app.command("eval")(eval_cmd)
 out = Console()
 err = Console(stderr=True)
 
