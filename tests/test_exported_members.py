@@ -15,6 +15,7 @@ PACKAGES = [
     "rftgrade.server",
     "rftgrade.integrations",
     "rftgrade.quality",
+    "rftgrade.evaluate",
     "rftgrade.testing",
 ]
 

@@ -30,6 +30,10 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _rows(count: int, one: str, many: str) -> str:
+    return f"{count} row {one}" if count == 1 else f"{count} rows {many}"
+
+
 def _no_signal(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in report["per_row"] if r["sampled"] and r["std"] == 0.0]
 
@@ -54,18 +58,18 @@ def verdict(report: dict[str, Any]) -> list[str]:
         )
         if all_max:
             lines.append(
-                f"- {all_max} rows are always solved (every sample at the top score): drop them, or make "
+                f"- {_rows(all_max, 'is', 'are')} always solved (every sample at the top score): drop them, or make "
                 "them harder; they cost compute and teach nothing."
             )
         if all_min:
             lines.append(
-                f"- {all_min} rows are never solved (every sample at the bottom score): drop them, give "
+                f"- {_rows(all_min, 'is', 'are')} never solved (every sample at the bottom score): drop them, give "
                 "the grader partial credit (a smoother grader, e.g. text_similarity or a score_model, so "
                 "closer answers score higher), or check the reference answers are right."
             )
         if other:
             lines.append(
-                f"- {other} rows give every sample the same in-between score: the grader does not tell "
+                f"- {_rows(other, 'gives', 'give')} every sample the same in-between score: the grader does not tell "
                 "these samples apart; make it finer-grained."
             )
     samples = report["samples"]

@@ -288,6 +288,8 @@ async def arun_eval(
     if on_progress is not None:
         on_progress(progress)
     fh = store.open("w" if samples_file is not None else "a", encoding="utf-8")
+    if fh.tell() and not store.read_bytes().endswith(b"\n"):
+        fh.write("\n")  # after a torn last line, so the next record starts a line of its own
     try:
         for record in to_grade:
             pending[(record.row, record.n)] = record
