@@ -19,7 +19,7 @@ from rftgrade._executors import JudgeExecutor, PythonCalls, PythonExecutor
 from rftgrade._gc import gc_paused
 from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
 from rftgrade._graders.python import CompiledPython
-from rftgrade._load import GraderLike, grader_to_dict, load_spec, unknown_key_warnings
+from rftgrade._load import GraderLike, grader_to_dict, load_spec
 from rftgrade._portal import get_portal
 from rftgrade._rawitem import RawItem
 from rftgrade._result import GradeResult
@@ -70,7 +70,7 @@ def validate(source: GraderLike, *, judge: JudgeExecutor | None = None) -> Valid
         compiled = None
     if judge is not None and compiled is not None:
         problems += _model_problems(compiled, judge, "")
-    return ValidationReport(spec, problems, unknown_key_warnings(spec))
+    return ValidationReport(spec, problems, [])
 
 
 def _model_problems(compiled: CompiledGrader, judge: JudgeExecutor, path: str) -> list[Problem]:

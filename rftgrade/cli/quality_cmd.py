@@ -19,9 +19,13 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _rows(path: Path, *, expand_samples: bool = False) -> list[dict[str, Any]]:
     rows = []
-    for entry in iter_jsonl(path):
+    for entry in iter_jsonl(path, expand_samples=expand_samples):
         if entry.row is None:
             err.print(f"[yellow]skipped[/] {entry.error}", highlight=False)
         else:
@@ -135,7 +139,7 @@ def check_cmd(
     """Check a grader is fit to train against; exits 1 when a gate fails (guards CI)."""
     from rftgrade.quality.check import Gates, check_grader
 
-    rows = _rows(data)
+    rows = _rows(data, expand_samples=True)
     g = _grader(grader, sandbox)
     try:
         report = check_grader(
@@ -159,8 +163,14 @@ def check_cmd(
     table.add_row("samples / groups", f"{report['samples']} / {report['groups']}")
     table.add_row("reward mean / sd", f"{r['mean']:.3f} / {r['sd']:.3f}")
     flat = report["flat_groups"]
-    table.add_row("groups all-min / all-max", f"{flat['all_min_share']} / {flat['all_max_share']}")
-    table.add_row("mean within-group SD", str(report["mean_within_group_sd"]))
+    table.add_row(
+        "flat groups (all / all-min / all-max / other)",
+        " / ".join(
+            _pct(flat[k]) for k in ("flat_share", "all_min_share", "all_max_share", "flat_other_share")
+        ),
+    )
+    sd = report["mean_within_group_sd"]
+    table.add_row("mean within-group SD", "n/a" if sd is None else f"{sd:.3f}")
     table.add_row("error rate", f"{report['errors']['rate']:.1%} {report['errors']['by_flag'] or ''}")
     console.print(table)
     if report.get("probes"):
