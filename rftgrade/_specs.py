@@ -106,6 +106,9 @@ class PythonGrader(_GraderBase):
     type: Literal["python"] = "python"
     source: str
     image_tag: str | None = None
+    isolation: Literal["worker", "sample"] | None = None
+    """rftgrade's own key (not OpenAI's): run each sample in a fresh fork (``sample``) or share
+    a warm worker (``worker``); see docs/sandbox.md."""
 
 
 class InputText(_Wire):

@@ -12,11 +12,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rftgrade._exceptions import DataError
+from rftgrade._exceptions import DataError, GraderValidationError
+from rftgrade._forms import read_grader_source
 from rftgrade._result import GradeResult
 from rftgrade._rows import NO_SAMPLE_HINT, is_rft_row, split_group, split_row
 
-__all__ = ["JsonlRow", "at_value", "iter_jsonl", "print_summary", "summarize"]
+__all__ = ["JsonlRow", "at_value", "iter_jsonl", "print_summary", "say_form", "summarize"]
+
+_err = Console(stderr=True)
+
+
+def say_form(grader: Path) -> None:
+    """Tell the user which form the grader file was read as, when it is not a bare grader."""
+    try:
+        source = read_grader_source(grader)
+    except GraderValidationError:
+        return  # load_spec reports it with every problem
+    if source.form != "grader":
+        _err.print(f"read {grader} as {source.describe()}", highlight=False)
 
 
 def at_value(value: str) -> str:

@@ -13,11 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rftgrade._exceptions import GraderValidationError, RftgradeError
-from rftgrade._forms import read_grader_source
 from rftgrade._grader import Grader
 from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
-from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
+from rftgrade.cli._io import at_value, iter_jsonl, print_summary, say_form, summarize
 from rftgrade.cli._runtime import SandboxOption, make_executors
 from rftgrade.cli.quality_cmd import calibrate_cmd, check_cmd
 from rftgrade.cli.sandbox_cmd import sandbox_app
@@ -40,16 +39,6 @@ app.command("check")(check_cmd)
 app.command("validate")(validate_cmd)
 out = Console()
 err = Console(stderr=True)
-
-
-def say_form(grader: Path) -> None:
-    """Tell the user which form the grader file was read as, when it is not a bare grader."""
-    try:
-        source = read_grader_source(grader)
-    except GraderValidationError:
-        return  # load_spec reports it with every problem
-    if source.form != "grader":
-        err.print(f"read {grader} as {source.describe()}", highlight=False)
 
 
 def _print_problems(problems: list[Any], header: str) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rftgrade.cli._io import iter_jsonl
+from rftgrade.cli._io import iter_jsonl, say_form
 from rftgrade.cli._runtime import SandboxOption
 
 __all__ = ["calibrate_cmd", "check_cmd"]
@@ -43,6 +43,7 @@ def _grader(path: Path, sandbox: str | None) -> Any:
     from rftgrade.cli._runtime import make_executors, needs_judge
 
     try:
+        say_form(path)
         spec = load_spec(path)
         python, judge = make_executors(spec, sandbox)
         if needs_judge(spec):
@@ -85,10 +86,22 @@ def calibrate_cmd(
         Optional[str], typer.Option("--range", help="lo,hi for python/multi graders.")
     ] = None,
     probes: Annotated[bool, typer.Option(help="Run the cheap-answer probes.")] = True,
+    min_kappa: Annotated[
+        Optional[float],
+        typer.Option(help="Gate: quadratic Cohen's kappa with the labels (negative to disable)."),
+    ] = 0.4,
+    min_spearman: Annotated[Optional[float], typer.Option(help="Gate: Spearman rho with the labels.")] = None,
+    min_pass_agreement: Annotated[
+        Optional[float], typer.Option(help="Gate: pass/fail agreement at the threshold.")
+    ] = None,
+    max_probe_max_rate: Annotated[
+        float, typer.Option(help="Gate: share of a should-fail probe's answers scored the maximum.")
+    ] = 0.5,
+    max_failure_rate: Annotated[float, typer.Option(help="Gate: share of judge calls that fail.")] = 0.05,
     sandbox: SandboxOption = None,
 ) -> None:
-    """Judge the judge: agreement with human labels, calibration, stability, probes."""
-    from rftgrade.quality import calibrate, write_report
+    """Judge the judge: agreement with human labels, calibration, stability, probes. Exit 1 when a gate fails."""
+    from rftgrade.quality import CalibrationGates, calibrate, write_report
 
     rows = _rows(labels)
     g = _grader(grader, sandbox)
@@ -102,6 +115,13 @@ def calibrate_cmd(
             n_boot=bootstrap,
             score_range=_range(score_range),
             probes=probes,
+            gates=CalibrationGates(
+                min_kappa=min_kappa if min_kappa is None or min_kappa >= -1 else None,
+                min_spearman=min_spearman,
+                min_pass_agreement=min_pass_agreement,
+                max_probe_max_rate=max_probe_max_rate,
+                max_failure_rate=max_failure_rate,
+            ),
         )
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
@@ -112,6 +132,12 @@ def calibrate_cmd(
     console.print((out / "summary.md").read_text(), markup=False, highlight=False)
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
+    if report["passed"]:
+        console.print("[green]✓ all gates passed[/]")
+        return
+    for failure in report["gate_failures"]:
+        console.print(f"[red]✗[/] {failure}", highlight=False)
+    raise typer.Exit(1)
 
 
 def check_cmd(
@@ -171,7 +197,8 @@ def check_cmd(
     )
     sd = report["mean_within_group_sd"]
     table.add_row("mean within-group SD", "n/a" if sd is None else f"{sd:.3f}")
-    table.add_row("error rate", f"{report['errors']['rate']:.1%} {report['errors']['by_flag'] or ''}")
+    by_flag = ", ".join(f"{k}: {v}" for k, v in report["errors"]["by_flag"].items())
+    table.add_row("error rate", f"{report['errors']['rate']:.1%}" + (f" ({by_flag})" if by_flag else ""))
     console.print(table)
     if report.get("probes"):
         pt = Table(title="cheap-answer probes")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rftgrade._grader import Grader
-from rftgrade.quality._probes import build_probes
+from rftgrade.quality._probes import build_probes, sample_shape
 from rftgrade.quality._runner import RunLog, evaluate_probes, grader_range
 
 __all__ = ["Gates", "check_grader"]
@@ -114,7 +114,7 @@ def check_grader(
         threshold = (lo + hi) / 2
         report["probes"] = evaluate_probes(
             grader,
-            build_probes(rows, seed=seed),
+            build_probes(rows, seed=seed, shape=sample_shape(grader.spec)),
             lo,
             hi,
             threshold=threshold,
