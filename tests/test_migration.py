@@ -290,3 +290,30 @@ def test_typo_in_a_key_fails_every_face(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "refrence" in proc.stderr and "did you mean" in proc.stderr
     with pytest.raises(GraderValidationError):
         rftgrade.Grader(typo)
+
+
+def test_library_run_batch_takes_rft_rows_as_they_are() -> None:
+    grader = rftgrade.Grader(JOB_DIR / "job.json")
+    data = rows_of(JOB_DIR / "data.jsonl")
+    results = grader.run_batch([{k: v for k, v in r.items() if k != "expected_reward"} for r in data])
+    assert [r.reward for r in results] == [r["expected_reward"] for r in data]
+    (missing,) = grader.run_batch([rows_of(JOB_DIR / "train.jsonl")[0]])
+    assert missing.errors.sample_parse_error and "rftgrade eval" in missing.error_messages[0]
+
+
+def test_server_validate_and_run_reject_unknown_keys_with_400() -> None:
+    import httpx
+
+    from rftgrade.server import ServerConfig
+
+    from .server.conftest import running_server
+
+    typo = {**string_check(), "refrence": "{{item.answer}}"}
+    with running_server(ServerConfig()) as url:
+        for path, body in (
+            ("/v1/fine_tuning/alpha/graders/validate", {"grader": typo}),
+            ("/v1/fine_tuning/alpha/graders/run", {"grader": typo, "model_sample": "x", "item": {}}),
+        ):
+            response = httpx.post(url + path, json=body, timeout=30)
+            assert response.status_code == 400, (path, response.text)
+            assert "refrence" in response.text and "did you mean" in response.text
