@@ -19,17 +19,19 @@ from rftgrade._executors import JudgeExecutor, PythonCalls, PythonExecutor
 from rftgrade._gc import gc_paused
 from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
 from rftgrade._graders.python import CompiledPython
-from rftgrade._load import GraderLike, grader_to_dict, load_spec, unknown_key_warnings
+from rftgrade._load import GraderLike, grader_to_dict, load_spec
 from rftgrade._portal import get_portal
 from rftgrade._rawitem import RawItem
 from rftgrade._result import GradeResult
+from rftgrade._rows import NO_SAMPLE_HINT, split_row
 from rftgrade._sample import SampleLike, make_sample
 from rftgrade._specs import AnyGrader
 
 __all__ = ["Grader", "RowLike", "ValidationReport", "grader_id", "validate"]
 
 RowLike = Mapping[str, Any] | tuple[Any, Any]
-"""A row: ``{"sample": ..., "item": {...}}`` or a ``(sample, item)`` tuple."""
+"""A row: ``{"sample": ..., "item": {...}}``, a ``(sample, item)`` tuple, or an OpenAI RFT
+dataset row with its sample (``"sample"``, or a final assistant turn in ``messages``)."""
 
 
 def grader_id(spec: AnyGrader) -> str:
@@ -70,7 +72,7 @@ def validate(source: GraderLike, *, judge: JudgeExecutor | None = None) -> Valid
         compiled = None
     if judge is not None and compiled is not None:
         problems += _model_problems(compiled, judge, "")
-    return ValidationReport(spec, problems, unknown_key_warnings(spec))
+    return ValidationReport(spec, problems, [])
 
 
 def _model_problems(compiled: CompiledGrader, judge: JudgeExecutor, path: str) -> list[Problem]:
@@ -94,14 +96,19 @@ DEFAULT_MAX_SAMPLE_CHARS = 2_000_000
 
 def _to_row(row: RowLike | Any, max_chars: int) -> tuple[Row | None, str | None, bool]:
     try:
-        if type(row) is dict and "sample" in row:  # the common case, without ABC checks
+        if type(row) is dict and "sample" in row and "messages" not in row:  # the common case, no ABC checks
             sample, item = row["sample"], row.get("item")
         elif isinstance(row, tuple) and len(row) == 2:
             sample, item = row
         elif isinstance(row, Mapping):
-            if "sample" not in row:
+            if "item" not in row and "messages" in row:  # an OpenAI RFT dataset row
+                item, sample = split_row(dict(row))
+                if sample is None:
+                    return None, f"row has no sample: {NO_SAMPLE_HINT}", False
+            elif "sample" not in row:
                 return None, 'row has no `sample`; each row is {"sample": ..., "item": {...}}', False
-            sample, item = row["sample"], row.get("item")
+            else:
+                sample, item = row["sample"], row.get("item")
         else:
             return None, f"a row is a {{sample, item}} object, not {type(row).__name__}", False
         item = {} if item is None else item

@@ -17,9 +17,10 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rftgrade._exceptions import GraderValidationError, Problem
+from rftgrade._forms import read_grader_source
 from rftgrade._specs import GRADER_TYPES, AnyGrader, GraderSpec
 
-__all__ = ["GraderLike", "grader_to_dict", "load_spec", "read_grader_data", "unknown_key_warnings"]
+__all__ = ["GraderLike", "grader_to_dict", "load_spec", "read_grader_data", "unknown_keys"]
 
 GraderLike = AnyGrader | dict[str, Any] | str | Path
 """A grader as JSON text, a dict, a path to a ``.json`` file, or a spec model."""
@@ -30,34 +31,15 @@ _ADAPTER: TypeAdapter[AnyGrader] = TypeAdapter(GraderSpec)
 def read_grader_data(source: GraderLike) -> dict[str, Any]:
     """Turn a path, JSON text or dict into the grader's JSON object.
 
+    Every form of :func:`rftgrade._forms.read_grader_source` is accepted (a bare
+    grader, a fine-tuning job or its blocks, an Evals criterion, a graders/run body).
+
     Raises:
-        GraderValidationError: the file is missing or the text is not a JSON object.
+        GraderValidationError: the file is missing, the text is not JSON, or it holds no grader.
     """
     if isinstance(source, BaseModel):
         return grader_to_dict(source)  # type: ignore[arg-type]
-    if isinstance(source, dict):
-        data: Any = source
-    else:
-        text = source
-        if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
-            path = Path(source)
-            if not path.is_file():
-                raise GraderValidationError(
-                    [Problem("", f"no grader file at {path}; pass a path to a .json file or the JSON itself")]
-                )
-            text = path.read_text(encoding="utf-8")
-        try:
-            data = json.loads(str(text))
-        except json.JSONDecodeError as exc:
-            raise GraderValidationError(
-                [Problem("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]
-            ) from None
-    if isinstance(data, dict) and isinstance(data.get("grader"), dict) and "type" not in data:
-        # A /graders/run or /validate request body, or an RFT method block.
-        data = data["grader"]
-    if not isinstance(data, dict):
-        raise GraderValidationError([Problem("", f"a grader is a JSON object, got {type(data).__name__}")])
-    return data
+    return read_grader_source(source).data
 
 
 def load_spec(source: GraderLike) -> AnyGrader:
@@ -72,9 +54,13 @@ def load_spec(source: GraderLike) -> AnyGrader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", DeprecationWarning)
-            return _ADAPTER.validate_python(data)
+            spec = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise GraderValidationError(_problems(exc, data)) from None
+    unknown = unknown_keys(spec)
+    if unknown:
+        raise GraderValidationError(unknown)
+    return spec
 
 
 def grader_to_dict(spec: AnyGrader) -> dict[str, Any]:
@@ -190,26 +176,26 @@ def _dedupe_union_noise(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def unknown_key_warnings(spec: BaseModel, path: str = "") -> list[str]:
-    """Keys present in the JSON that rftgrade does not know (kept, but maybe typos)."""
+def unknown_keys(spec: BaseModel, path: str = "") -> list[Problem]:
+    """Keys in the JSON that no OpenAI grader field has: each a problem with a "did you mean"."""
     out = []
     fields = set(type(spec).model_fields)
     for key in spec.model_extra or {}:
-        close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.75)
-        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; known keys: {', '.join(sorted(fields))}"
         where = f"{path}.{key}" if path else key
-        out.append(f"{where}: unknown key, kept as is{hint}")
+        out.append(Problem(where, f"unknown key `{key}` (OpenAI's API rejects it too){hint}"))
     for name in fields:
         value = getattr(spec, name)
         sub = f"{path}.{name}" if path else name
         if isinstance(value, BaseModel):
-            out += unknown_key_warnings(value, sub)
+            out += unknown_keys(value, sub)
         elif isinstance(value, dict):
             for k, v in value.items():
                 if isinstance(v, BaseModel):
-                    out += unknown_key_warnings(v, f"{sub}.{k}")
+                    out += unknown_keys(v, f"{sub}.{k}")
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 if isinstance(v, BaseModel):
-                    out += unknown_key_warnings(v, f"{sub}[{i}]")
+                    out += unknown_keys(v, f"{sub}[{i}]")
     return out

@@ -261,7 +261,9 @@ class GradeResult:
             "errors": self._errors.to_dict() if self._errors is not None else clean_errors,
             "execution_time": self.execution_time,
             "scores": self._scores if self._scores is not None else {},
-            "token_usage": self.token_usage.to_dict() if self.token_usage else None,
+            # The SDK types token_usage as an integer (GraderRunResponse.metadata.token_usage: int | None);
+            # the per-model breakdown is model_grader_token_usage_per_model.
+            "token_usage": self.token_usage.total_tokens if self.token_usage else None,
             "sampled_model_name": self.sampled_model_name,
         }
         if self._error_messages:

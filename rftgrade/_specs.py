@@ -52,10 +52,14 @@ TEXT_SIMILARITY_METRICS = (
 
 
 class _Wire(BaseModel):
-    """Base for every wire object: unknown keys are kept (and reported as warnings)."""
+    """Base for every wire object: unknown keys are parsed, then rejected by ``load_spec``.
 
-    # Real users send keys OpenAI added later or that other vendors use; losing them
-    # silently would break round-trips, rejecting them would break pasted graders.
+    OpenAI's API rejects unknown keys, and a typo (``"rnage"``) silently changes rewards;
+    ``load_spec`` turns every key left in ``model_extra`` into an error with its JSON path
+    and a "did you mean". They are parsed first (not ``extra="forbid"``) so that check
+    knows each object's own fields to suggest from.
+    """
+
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
@@ -102,6 +106,9 @@ class PythonGrader(_GraderBase):
     type: Literal["python"] = "python"
     source: str
     image_tag: str | None = None
+    isolation: Literal["worker", "sample"] | None = None
+    """rftgrade's own key (not OpenAI's): run each sample in a fresh fork (``sample``) or share
+    a warm worker (``worker``); see docs/sandbox.md."""
 
 
 class InputText(_Wire):
@@ -118,6 +125,8 @@ class InputImage(_Wire):
     type: Literal["input_image"] = "input_image"
     image_url: str
     detail: Literal["high", "low", "auto"] | None = None
+    file_id: str | None = None
+    """An uploaded file's id, as OpenAI's SDK sends it beside ``image_url``; kept, not fetched."""
 
 
 class _AudioData(_Wire):
@@ -180,6 +189,7 @@ class LabelModelGrader(_GraderBase):
     input: list[InputMessage]
     labels: list[str] = Field(min_length=1)
     passing_labels: list[str]
+    sampling_params: SamplingParams | None = None
 
     @model_validator(mode="after")
     def _passing_subset(self) -> LabelModelGrader:

@@ -174,10 +174,65 @@ def test_pass_threshold_and_file_id_tolerated() -> None:
     assert rftgrade.validate(SCORE_MODEL).ok
 
 
-def test_unknown_keys_are_kept_and_warned_with_suggestion() -> None:
+def test_unknown_keys_are_errors_with_path_and_suggestion() -> None:
     report = rftgrade.validate({**string_check(), "operaton": "eq"})
-    assert report.ok
-    assert any("operaton" in w and "operation" in w for w in report.warnings)
+    assert not report.ok
+    (problem,) = report.problems
+    assert problem.path == "operaton" and "did you mean `operation`" in problem.message
+
+
+def test_unknown_key_deep_in_a_multi_is_an_error_at_its_path() -> None:
+    sub = {
+        "type": "score_model",
+        "name": "j",
+        "model": "m",
+        "rnage": [1, 10],
+        "input": [{"role": "user", "content": "rate {{sample.output_text}}"}],
+    }
+    with pytest.raises(GraderValidationError) as info:
+        load_spec({"type": "multi", "graders": {"judge": sub}, "calculate_output": "judge"})
+    (problem,) = info.value.problems
+    assert problem.path == "graders.judge.rnage"
+    assert "did you mean `range`" in problem.message
+
+
+def test_every_field_openai_graders_carry_is_accepted() -> None:
+    label = {
+        "type": "label_model",
+        "name": "l",
+        "model": "m",
+        "labels": ["a", "b"],
+        "passing_labels": ["a"],
+        "sampling_params": {
+            "temperature": 0.2,
+            "top_p": 1,
+            "seed": 1,
+            "max_completions_tokens": 50,
+            "reasoning_effort": "low",
+        },
+        "pass_threshold": 0.5,
+        "input": [
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "{{sample.output_text}}"},
+                    {"type": "input_image", "image_url": "{{item.url}}", "detail": "low", "file_id": None},
+                    {"type": "input_audio", "input_audio": {"data": "{{item.audio}}", "format": "wav"}},
+                ],
+            }
+        ],
+    }
+    python = {
+        "type": "python",
+        "name": "p",
+        "source": "def grade(s, i): return 1.0",
+        "image_tag": "2025-05-08",
+        "pass_threshold": 1.0,
+    }
+    for spec in (label, python):
+        report = rftgrade.validate(spec)
+        assert report.ok, report.problems
 
 
 def test_misspelt_operation_names_path_and_suggests() -> None:

@@ -129,7 +129,7 @@ class CompiledPython(CompiledGrader):
     def __init__(self, spec: PythonGrader) -> None:
         super().__init__(spec)
         digest = hashlib.sha256(spec.source.encode("utf-8", "surrogatepass")).hexdigest()
-        isolation = (spec.model_extra or {}).get("isolation")
+        isolation = spec.isolation
         self.program = PythonProgram(
             source=spec.source,
             digest=digest,

@@ -12,9 +12,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from rftgrade._exceptions import DataError, GraderValidationError
+from rftgrade._forms import read_grader_source
 from rftgrade._result import GradeResult
+from rftgrade._rows import NO_SAMPLE_HINT, is_rft_row, split_group, split_row
 
-__all__ = ["JsonlRow", "at_value", "iter_jsonl", "print_summary", "summarize"]
+__all__ = ["JsonlRow", "at_value", "iter_jsonl", "print_summary", "say_form", "summarize"]
+
+_err = Console(stderr=True)
+
+
+def say_form(grader: Path) -> None:
+    """Tell the user which form the grader file was read as, when it is not a bare grader."""
+    try:
+        source = read_grader_source(grader)
+    except GraderValidationError:
+        return  # load_spec reports it with every problem
+    if source.form != "grader":
+        _err.print(f"read {grader} as {source.describe()}", highlight=False)
 
 
 def at_value(value: str) -> str:
@@ -22,6 +37,10 @@ def at_value(value: str) -> str:
     if value.startswith("@"):
         return Path(value[1:]).read_text(encoding="utf-8")
     return value
+
+
+# Keys of an RFT row that also mean something to a command (calibrate's human label, check's group).
+_ROW_KEYS = ("label", "group")
 
 
 class JsonlRow:
@@ -33,8 +52,13 @@ class JsonlRow:
         self.line, self.row, self.error = line, row, error
 
 
-def iter_jsonl(path: Path) -> Iterator[JsonlRow]:
-    """Rows of a JSONL file; blank lines are skipped, malformed ones reported, never fatal."""
+def iter_jsonl(path: Path, *, expand_samples: bool = False) -> Iterator[JsonlRow]:
+    """Rows of a JSONL file as ``{item, sample}``; blank lines skipped, malformed ones reported, never fatal.
+
+    A line is rftgrade's ``{"item", "sample"}`` or an OpenAI RFT dataset row (see :mod:`rftgrade._rows`).
+    With ``expand_samples``, a line with ``"samples": [...]`` yields one row per sample, grouped
+    by its line (``"group"``), as ``rftgrade check`` reads several samples of one prompt.
+    """
     with path.open(encoding="utf-8") as fh:
         for number, text in enumerate(fh, start=1):
             if not text.strip():
@@ -44,17 +68,37 @@ def iter_jsonl(path: Path) -> Iterator[JsonlRow]:
             except json.JSONDecodeError as exc:
                 yield JsonlRow(number, None, f"line {number}: not valid JSON ({exc.msg}, column {exc.colno})")
                 continue
-            if not isinstance(data, dict) or "sample" not in data:
+            if not isinstance(data, dict):
                 yield JsonlRow(
                     number,
                     None,
-                    f'line {number}: each row is {{"item": {{...}}, "sample": "text" or {{...}}}}',
+                    f"line {number}: a row is a JSON object: an OpenAI RFT row "
+                    '{"messages": [...], ..., "sample": ...} or {"item": {...}, "sample": ...}',
                 )
                 continue
-            if not isinstance(data.get("item", {}), dict):
-                yield JsonlRow(number, None, f"line {number}: `item` must be a JSON object")
+            if expand_samples and "samples" in data:
+                try:
+                    item, samples = split_group(data)
+                except DataError as exc:
+                    yield JsonlRow(number, None, f"line {number}: {exc}")
+                    continue
+                for sample in samples:
+                    yield JsonlRow(number, {"item": item, "sample": sample, "group": f"line {number}"}, None)
                 continue
-            yield JsonlRow(number, data, None)
+            try:
+                item, sample = split_row(data)
+            except DataError as exc:
+                yield JsonlRow(number, None, f"line {number}: {exc}")
+                continue
+            if sample is None:
+                yield JsonlRow(number, None, f"line {number}: row has no sample: {NO_SAMPLE_HINT}")
+                continue
+            if not is_rft_row(data):
+                yield JsonlRow(number, data, None)  # its other keys (`label`, `group`) are kept
+                continue
+            row = {"item": item, "sample": sample}
+            row.update((k, data[k]) for k in _ROW_KEYS if k in data)
+            yield JsonlRow(number, row, None)
 
 
 def summarize(results: list[GradeResult]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ err = Console(stderr=True)
 def _grader(path: Path, sandbox: str | None) -> tuple[Any, str, dict[str, Any] | None]:
     """The grader, built as every CLI command builds it, with the form it was read as."""
     from rftgrade._exceptions import GraderValidationError, RftgradeError
+    from rftgrade._forms import read_grader_source
     from rftgrade._grader import Grader
     from rftgrade._load import load_spec
     from rftgrade.cli._runtime import make_executors
@@ -36,7 +37,9 @@ def _grader(path: Path, sandbox: str | None) -> tuple[Any, str, dict[str, Any] |
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            spec = load_spec(path)
+            source = read_grader_source(path)
+            err.print(f"read {path} as {source.describe()}", highlight=False)
+            spec = load_spec(source.data)
             python, judge = make_executors(spec, sandbox)
             grader = Grader(spec, python=python, judge=judge)
         for w in caught:
@@ -49,7 +52,7 @@ def _grader(path: Path, sandbox: str | None) -> tuple[Any, str, dict[str, Any] |
     except (RftgradeError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    return grader, "grader", None
+    return grader, source.form, source.job
 
 
 def eval_cmd(
@@ -106,7 +109,6 @@ def eval_cmd(
         err.print(f"[red]error:[/] no samples file at {samples} (--samples)")
         raise typer.Exit(2)
     g, form, job = _grader(grader, sandbox)
-    err.print(f"read {grader} as {form}", highlight=False)
     config = EvalConfig(
         model=model,
         samples_per_row=samples_per_row,

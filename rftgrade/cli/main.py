@@ -13,15 +13,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rftgrade._exceptions import GraderValidationError, RftgradeError
-from rftgrade._grader import Grader, validate
+from rftgrade._grader import Grader
 from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
-from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
-from rftgrade.cli._runtime import SandboxOption, make_executors, needs_judge
+from rftgrade.cli._io import at_value, iter_jsonl, print_summary, say_form, summarize
+from rftgrade.cli._runtime import SandboxOption, make_executors
 from rftgrade.cli.eval_cmd import eval_cmd
 from rftgrade.cli.quality_cmd import calibrate_cmd, check_cmd
 from rftgrade.cli.sandbox_cmd import sandbox_app
 from rftgrade.cli.serve_cmd import serve_cmd
+from rftgrade.cli.validate_cmd import validate_cmd
 
 __all__ = ["app", "main"]
 
@@ -36,6 +37,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("serve")(serve_cmd)
 app.command("calibrate")(calibrate_cmd)
 app.command("check")(check_cmd)
+app.command("validate")(validate_cmd)
 app.command("eval")(eval_cmd)
 out = Console()
 err = Console(stderr=True)
@@ -47,39 +49,11 @@ def _print_problems(problems: list[Any], header: str) -> None:
         err.print(f"  [red]✗[/] [bold]{p.path or '<root>'}[/]: {p.message}", highlight=False)
 
 
-@app.command("validate")
-def validate_cmd(
-    grader: Annotated[Path, typer.Argument(help="Grader JSON file.")],
-) -> None:
-    """Check a grader: schema, templates, formula, python source. Exit 1 on any problem."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = validate(grader)
-        if report.ok and report.spec is not None and needs_judge(report.spec):
-            from rftgrade.judge import BatchScorer
-
-            try:
-                report = validate(grader, judge=BatchScorer())
-            except ValueError as exc:  # a broken routing file
-                err.print(f"[red]error:[/] {exc}")
-                raise typer.Exit(1) from None
-    for caught_warning in caught:
-        err.print(f"[yellow]warning:[/] {caught_warning.message}", highlight=False)
-    for text in report.warnings:
-        err.print(f"[yellow]warning:[/] {text}", highlight=False)
-    if not report.ok:
-        _print_problems(report.problems, f"{grader}: invalid")
-        raise typer.Exit(1)
-    assert report.spec is not None
-    out.print(
-        f"[green]✓[/] {grader}: valid {report.spec.type} grader [bold]{report.spec.name or '(unnamed)'}[/]"
-    )
-
-
 def _load(grader: Path, sandbox: SandboxOption) -> Grader:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            say_form(grader)
             spec = load_spec(grader)
             python, judge = make_executors(spec, sandbox)
             loaded = Grader(spec, python=python, judge=judge)
@@ -203,6 +177,12 @@ def grade_cmd(
     if output is None:
         for result in results:
             sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    if not rows:
+        err.print(f"[red]error:[/] {data} has no rows")
+        raise typer.Exit(1)
+    if all(entry.row is None for entry in rows):
+        err.print(f"[red]error:[/] no row of {data} could be read (see above); nothing was graded")
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rftgrade.cli._io import iter_jsonl
+from rftgrade.cli._io import iter_jsonl, say_form
 from rftgrade.cli._runtime import SandboxOption
 
 __all__ = ["calibrate_cmd", "check_cmd"]
@@ -19,9 +19,13 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _rows(path: Path, *, expand_samples: bool = False) -> list[dict[str, Any]]:
     rows = []
-    for entry in iter_jsonl(path):
+    for entry in iter_jsonl(path, expand_samples=expand_samples):
         if entry.row is None:
             err.print(f"[yellow]skipped[/] {entry.error}", highlight=False)
         else:
@@ -39,6 +43,7 @@ def _grader(path: Path, sandbox: str | None) -> Any:
     from rftgrade.cli._runtime import make_executors, needs_judge
 
     try:
+        say_form(path)
         spec = load_spec(path)
         python, judge = make_executors(spec, sandbox)
         if needs_judge(spec):
@@ -81,10 +86,22 @@ def calibrate_cmd(
         Optional[str], typer.Option("--range", help="lo,hi for python/multi graders.")
     ] = None,
     probes: Annotated[bool, typer.Option(help="Run the cheap-answer probes.")] = True,
+    min_kappa: Annotated[
+        Optional[float],
+        typer.Option(help="Gate: quadratic Cohen's kappa with the labels (negative to disable)."),
+    ] = 0.4,
+    min_spearman: Annotated[Optional[float], typer.Option(help="Gate: Spearman rho with the labels.")] = None,
+    min_pass_agreement: Annotated[
+        Optional[float], typer.Option(help="Gate: pass/fail agreement at the threshold.")
+    ] = None,
+    max_probe_max_rate: Annotated[
+        float, typer.Option(help="Gate: share of a should-fail probe's answers scored the maximum.")
+    ] = 0.5,
+    max_failure_rate: Annotated[float, typer.Option(help="Gate: share of judge calls that fail.")] = 0.05,
     sandbox: SandboxOption = None,
 ) -> None:
-    """Judge the judge: agreement with human labels, calibration, stability, probes."""
-    from rftgrade.quality import calibrate, write_report
+    """Judge the judge: agreement with human labels, calibration, stability, probes. Exit 1 when a gate fails."""
+    from rftgrade.quality import CalibrationGates, calibrate, write_report
 
     rows = _rows(labels)
     g = _grader(grader, sandbox)
@@ -98,6 +115,13 @@ def calibrate_cmd(
             n_boot=bootstrap,
             score_range=_range(score_range),
             probes=probes,
+            gates=CalibrationGates(
+                min_kappa=min_kappa if min_kappa is None or min_kappa >= -1 else None,
+                min_spearman=min_spearman,
+                min_pass_agreement=min_pass_agreement,
+                max_probe_max_rate=max_probe_max_rate,
+                max_failure_rate=max_failure_rate,
+            ),
         )
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
@@ -108,6 +132,12 @@ def calibrate_cmd(
     console.print((out / "summary.md").read_text(), markup=False, highlight=False)
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
+    if report["passed"]:
+        console.print("[green]✓ all gates passed[/]")
+        return
+    for failure in report["gate_failures"]:
+        console.print(f"[red]✗[/] {failure}", highlight=False)
+    raise typer.Exit(1)
 
 
 def check_cmd(
@@ -135,7 +165,7 @@ def check_cmd(
     """Check a grader is fit to train against; exits 1 when a gate fails (guards CI)."""
     from rftgrade.quality.check import Gates, check_grader
 
-    rows = _rows(data)
+    rows = _rows(data, expand_samples=True)
     g = _grader(grader, sandbox)
     try:
         report = check_grader(
@@ -159,9 +189,16 @@ def check_cmd(
     table.add_row("samples / groups", f"{report['samples']} / {report['groups']}")
     table.add_row("reward mean / sd", f"{r['mean']:.3f} / {r['sd']:.3f}")
     flat = report["flat_groups"]
-    table.add_row("groups all-min / all-max", f"{flat['all_min_share']} / {flat['all_max_share']}")
-    table.add_row("mean within-group SD", str(report["mean_within_group_sd"]))
-    table.add_row("error rate", f"{report['errors']['rate']:.1%} {report['errors']['by_flag'] or ''}")
+    table.add_row(
+        "flat groups (all / all-min / all-max / other)",
+        " / ".join(
+            _pct(flat[k]) for k in ("flat_share", "all_min_share", "all_max_share", "flat_other_share")
+        ),
+    )
+    sd = report["mean_within_group_sd"]
+    table.add_row("mean within-group SD", "n/a" if sd is None else f"{sd:.3f}")
+    by_flag = ", ".join(f"{k}: {v}" for k, v in report["errors"]["by_flag"].items())
+    table.add_row("error rate", f"{report['errors']['rate']:.1%}" + (f" ({by_flag})" if by_flag else ""))
     console.print(table)
     if report.get("probes"):
         pt = Table(title="cheap-answer probes")

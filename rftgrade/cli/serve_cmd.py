@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -30,6 +31,7 @@ def serve_cmd(
 ) -> None:
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
+    from rftgrade.cli._io import say_form
     from rftgrade.server import ServerConfig, serve
 
     graders: dict[str, str] = {}
@@ -39,6 +41,7 @@ def serve_cmd(
             typer.echo(f"error: --grader takes NAME=path.json, got {entry!r}", err=True)
             raise typer.Exit(2)
         graders[name] = path
+        say_form(Path(path))
     config = ServerConfig(
         graders=graders,
         sandbox=sandbox or os.environ.get("RFTGRADE_SANDBOX", "auto"),

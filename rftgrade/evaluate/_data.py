@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from rftgrade._exceptions import DataError
+from rftgrade._rows import split_row
+
 __all__ = ["DataProblem", "EvalRow", "Record", "load_records", "prompt_sha", "read_rows", "write_records"]
 
 
@@ -39,12 +42,13 @@ class EvalRow:
 
 
 def _item_of(data: dict[str, Any]) -> dict[str, Any]:
-    """The item OpenAI's graders see: the RFT row itself (``messages`` included), or
-    the ``item`` of an ``{"item", "sample"}`` row."""
-    if "messages" not in data and isinstance(data.get("item"), dict):
-        item: dict[str, Any] = data["item"]
-        return item
-    return data
+    """The item OpenAI's graders see: the RFT row itself (``messages`` included, a
+    final Nova-style assistant answer left out), or an ``{"item", ...}`` row's item.
+
+    Raises:
+        DataError: ``item`` is present but not an object.
+    """
+    return split_row(data)[0]
 
 
 def _check_messages(item: dict[str, Any]) -> str | None:
@@ -80,7 +84,11 @@ def read_rows(path: Path) -> tuple[list[EvalRow], list[DataProblem]]:
             if not isinstance(data, dict):
                 problems.append(DataProblem(number, f"a row is a JSON object, got {type(data).__name__}"))
                 continue
-            item = _item_of(data)
+            try:
+                item = _item_of(data)
+            except DataError as exc:
+                problems.append(DataProblem(number, str(exc)))
+                continue
             why = _check_messages(item)
             if why:
                 problems.append(DataProblem(number, why))

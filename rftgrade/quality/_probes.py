@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["PROBE_NAMES", "Probe", "build_probes", "find_key"]
+__all__ = ["PROBE_NAMES", "Probe", "build_probes", "find_key", "sample_shape"]
 
 QUESTION_KEYS = (
     "question",
@@ -79,6 +79,36 @@ def find_key(
     return None
 
 
+def sample_shape(spec: Any) -> Callable[[Any], Any]:
+    """How to dress a probe's text as the grader's expected output.
+
+    A grader that reads ``sample.output_json.answer`` fails plain text with a parse
+    error, which reads as "safe" while proving nothing; its probes carry their text
+    in every ``output_json`` field it reads (``{"answer": ..., "reasoning": ...}``).
+    """
+    from rftgrade._reads import reads
+
+    fields: list[tuple[str | int, ...]] = []
+    for read in reads(spec, "sample"):
+        if len(read.path) >= 2 and read.path[0] == "output_json" and read.path[1:] not in fields:
+            fields.append(read.path[1:])
+    if not fields:
+        return lambda sample: sample
+
+    def shape(sample: Any) -> Any:
+        if not isinstance(sample, str):
+            return sample
+        out: dict[str, Any] = {}
+        for path in fields:
+            node = out
+            for step in path[:-1]:
+                node = node.setdefault(str(step), {})
+            node[str(path[-1])] = sample
+        return json.dumps(out, ensure_ascii=False)
+
+    return shape
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
@@ -134,9 +164,12 @@ def build_probes(
     best_samples: dict[int, Any] | None = None,
     max_items: int = 20,
     seed: int = 0,
+    shape: Callable[[Any], Any] | None = None,
 ) -> list[Probe]:
     """Probes from up to ``max_items`` rows. ``best_samples`` maps a row index to a
-    known-good answer (e.g. the highest human label), used when items carry no reference."""
+    known-good answer (e.g. the highest human label), used when items carry no reference;
+    ``shape`` dresses each probe text as the grader's expected output (:func:`sample_shape`)."""
+    dress = shape or (lambda sample: sample)
     rng = random.Random(seed)
     chosen = list(range(len(rows)))
     rng.shuffle(chosen)
@@ -176,7 +209,7 @@ def build_probes(
         ref = refs[index]
 
         def add(name: str, sample: Any, item: dict[str, Any] = item) -> None:
-            probes[name].rows.append({"sample": sample, "item": item})
+            probes[name].rows.append({"sample": dress(sample), "item": item})
 
         add("empty", "")
         add("whitespace", "   \n\t  \n")

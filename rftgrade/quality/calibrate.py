@@ -14,13 +14,14 @@ import json
 import math
 import platform
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from rftgrade._grader import Grader
 from rftgrade._specs import LabelModelGrader, MultiGrader, ScoreModelGrader, grader_parts
-from rftgrade.quality._probes import QUESTION_KEYS, build_probes, find_key
+from rftgrade.quality._probes import QUESTION_KEYS, build_probes, find_key, sample_shape
 from rftgrade.quality._runner import (
     RunLog,
     evaluate_probes,
@@ -31,7 +32,7 @@ from rftgrade.quality._runner import (
 )
 from rftgrade.quality._stats import agreement, calibration, stability
 
-__all__ = ["calibrate", "human_values"]
+__all__ = ["CalibrationGates", "calibrate", "gate_failures", "human_values"]
 
 
 def human_values(rows: list[dict[str, Any]], grader: Grader) -> tuple[np.ndarray, list[float]]:
@@ -80,6 +81,57 @@ def _sampling(grader: Grader) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class CalibrationGates:
+    """Limits a judge must respect before it grades a training run; any breach fails calibrate.
+
+    ``None`` turns a gate off.
+    """
+
+    min_kappa: float | None = 0.4
+    """Quadratic-weighted Cohen's kappa with the human labels (0.4: "moderate" agreement)."""
+    min_spearman: float | None = None
+    """Spearman rank correlation with the human labels."""
+    min_pass_agreement: float | None = None
+    """Share of items where judge and humans agree on pass/fail at the threshold."""
+    max_probe_max_rate: float | None = 0.5
+    """Share of a should-fail probe's answers that may get the maximum score (the probe table flags any)."""
+    max_failure_rate: float | None = 0.05
+    """Share of judge calls that may fail (error flag)."""
+
+
+def gate_failures(report: dict[str, Any], gates: CalibrationGates) -> list[str]:
+    """Why the report fails its gates (empty: it passes)."""
+    failures = []
+    agreement = report.get("agreement", {})
+    for key, limit, label in (
+        ("cohen_kappa_quadratic", gates.min_kappa, "quadratic kappa"),
+        ("spearman", gates.min_spearman, "Spearman rho"),
+        ("pass_agreement", gates.min_pass_agreement, "pass/fail agreement"),
+    ):
+        if limit is None:
+            continue
+        value = agreement.get(key)
+        if value is None or not math.isfinite(value):
+            failures.append(
+                f"{label} could not be computed (too few graded items); the gate needs >= {limit}"
+            )
+        elif value < limit:
+            failures.append(f"{label} {value:.2f} < {limit}: the judge disagrees with the human labels")
+    if gates.max_probe_max_rate is not None:
+        for name, probe in (report.get("probes") or {}).items():
+            if probe["expect"] == "min" and probe["max_score_rate"] > gates.max_probe_max_rate:
+                failures.append(
+                    f"probe {name} ({probe['description']}) gets the maximum score "
+                    f"{probe['max_score_rate']:.0%} of the time (> {gates.max_probe_max_rate:.0%}): a policy can learn it"
+                )
+    f = report["failures"]
+    rate = f["failed_calls"] / f["calls"] if f["calls"] else 0.0
+    if gates.max_failure_rate is not None and rate > gates.max_failure_rate:
+        failures.append(f"{rate:.1%} of judge calls failed (> {gates.max_failure_rate:.1%}): {f['by_flag']}")
+    return failures
+
+
 def calibrate(
     grader: Grader,
     rows: list[dict[str, Any]],
@@ -91,8 +143,13 @@ def calibrate(
     score_range: tuple[float, float] | None = None,
     probes: bool = True,
     worst: int = 10,
+    gates: CalibrationGates | None = None,
 ) -> dict[str, Any]:
-    """Build the calibration report (a JSON-ready dict). ``rows``: ``{"item", "sample", "label"}``."""
+    """Build the calibration report (a JSON-ready dict). ``rows``: ``{"item", "sample", "label"}``.
+
+    ``report["passed"]`` is the verdict of ``gates`` (default :class:`CalibrationGates`),
+    ``report["gate_failures"]`` says why not.
+    """
     started = time.perf_counter()
     human, grid = human_values(rows, grader)
     lo, hi = grader_range(grader, score_range)
@@ -145,7 +202,7 @@ def calibrate(
     }
     if probes:
         best = {i: rows[i]["sample"] for i in range(len(rows)) if human[i] >= max(grid)}
-        built = build_probes(rows, best_samples=best, seed=seed)
+        built = build_probes(rows, best_samples=best, seed=seed, shape=sample_shape(grader.spec))
         report["probes"] = evaluate_probes(grader, built, lo, hi, threshold=threshold, log=log)
     qkey = find_key([r.get("item") or {} for r in rows], QUESTION_KEYS)
     gaps = np.abs(np.nan_to_num(judge_mean, nan=lo) - human)
@@ -192,6 +249,10 @@ def calibrate(
         }
         for i in range(len(rows))
     ]
+    gates = gates or CalibrationGates()
+    report["gates"] = asdict(gates)
+    report["gate_failures"] = gate_failures(report, gates)
+    report["passed"] = not report["gate_failures"]
     return report
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rftgrade._grader import Grader
-from rftgrade.quality._probes import build_probes
+from rftgrade.quality._probes import build_probes, sample_shape
 from rftgrade.quality._runner import RunLog, evaluate_probes, grader_range
 
 __all__ = ["Gates", "check_grader"]
@@ -31,7 +31,7 @@ class Gates:
     max_error_rate: float = 0.05
     """Share of samples with any error flag."""
     max_flat_group_share: float = 0.5
-    """Share of prompt groups whose samples all score the minimum, or all the maximum."""
+    """Share of prompt groups whose samples all score the same (at any value: min, max or between)."""
     min_within_group_sd: float = 0.0
     """Mean within-group standard deviation of rewards must exceed this."""
     max_probe_score: float = 0.5
@@ -74,6 +74,9 @@ def check_grader(
     eps = 1e-9 * max(1.0, abs(hi))
     all_min = sum(1 for idx in multi if np.all(rewards[idx] <= lo + eps))
     all_max = sum(1 for idx in multi if np.all(rewards[idx] >= hi - eps))
+    # Any group whose samples all score alike gives GRPO a zero advantage, not only all-min or
+    # all-max ones (a group all at 0.063 teaches nothing either).
+    flat = sum(1 for idx in multi if float(np.ptp(rewards[idx])) <= eps)
     sds = [float(np.std(rewards[idx])) for idx in multi]
     counts, edges = np.histogram(rewards, bins=10, range=(lo, hi) if hi > lo else None)
     order = np.argsort([-r.execution_time for r in results], kind="stable")[:slowest]
@@ -92,6 +95,8 @@ def check_grader(
         "flat_groups": {
             "all_min_share": all_min / len(multi) if multi else None,
             "all_max_share": all_max / len(multi) if multi else None,
+            "flat_share": flat / len(multi) if multi else None,
+            "flat_other_share": (flat - all_min - all_max) / len(multi) if multi else None,
         },
         "mean_within_group_sd": float(np.mean(sds)) if sds else None,
         "errors": {"rate": float(np.mean(errored)) if len(errored) else 0.0, "by_flag": dict(log.flags)},
@@ -109,7 +114,7 @@ def check_grader(
         threshold = (lo + hi) / 2
         report["probes"] = evaluate_probes(
             grader,
-            build_probes(rows, seed=seed),
+            build_probes(rows, seed=seed, shape=sample_shape(grader.spec)),
             lo,
             hi,
             threshold=threshold,
@@ -120,12 +125,13 @@ def check_grader(
     if report["errors"]["rate"] > gates.max_error_rate:
         failures.append(f"error rate {report['errors']['rate']:.1%} > {gates.max_error_rate:.1%}")
     flat = report["flat_groups"]
-    for name in ("all_min_share", "all_max_share"):
-        if flat[name] is not None and flat[name] > gates.max_flat_group_share:
-            failures.append(
-                f"{flat[name]:.0%} of prompt groups score {name[4:7]} on every sample "
-                f"(> {gates.max_flat_group_share:.0%}): no learning signal"
-            )
+    if flat["flat_share"] is not None and flat["flat_share"] > gates.max_flat_group_share:
+        failures.append(
+            f"{flat['flat_share']:.0%} of prompt groups score the same on every sample "
+            f"({flat['all_min_share']:.0%} all-min, {flat['all_max_share']:.0%} all-max, "
+            f"{flat['flat_other_share']:.0%} flat elsewhere; > {gates.max_flat_group_share:.0%}): "
+            "no learning signal for GRPO"
+        )
     if (
         report["mean_within_group_sd"] is not None
         and report["mean_within_group_sd"] <= gates.min_within_group_sd

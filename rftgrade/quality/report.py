@@ -90,6 +90,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"| {name} | {probe['expect']} | {probe['mean_score']:.3f} | {probe['max_score_rate']:.2f} | "
                 f"{'**YES**' if probe['flagged'] else 'no'} |"
             )
+    if "gate_failures" in report:
+        lines += ["", "## Gates", ""]
+        lines += [f"- FAILED: {why}" for why in report["gate_failures"]] or ["- all gates passed"]
     lines += ["", "## Worst disagreements", ""]
     for d in report["worst_disagreements"][:5]:
         lines.append(

@@ -80,8 +80,15 @@ def test_score_is_read_clamped_and_usage_reported(server: FakeJudgeServer) -> No
     assert (ok.reward, high.reward, low.reward) == (0.7, 1.0, 0.0)
     assert ok.ok and ok.scores["steps"][0]["conclusion"] == "graded"
     body = ok.to_dict()
-    assert body["metadata"]["token_usage"]["total_tokens"] > 0
-    assert body["model_grader_token_usage_per_model"]["judge-1"]["prompt_tokens"] > 0
+    per_model = body["model_grader_token_usage_per_model"]["judge-1"]
+    assert per_model["prompt_tokens"] > 0
+    assert body["metadata"]["token_usage"] == per_model["total_tokens"] > 0
+    # The answer passes the openai SDK's own response type (token_usage is an int there).
+    from openai.types.fine_tuning.alpha import GraderRunResponse
+
+    for result in (ok, high, low):
+        parsed = GraderRunResponse.model_validate(result.to_dict())
+        assert parsed.metadata.token_usage == result.token_usage.total_tokens  # type: ignore[union-attr]
     assert body["metadata"]["sampled_model_name"] == "judge-1"
 
 

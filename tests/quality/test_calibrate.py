@@ -53,7 +53,9 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
                 env=env,
                 timeout=300,
             )
-            assert proc.returncode == 0, proc.stderr
+            # The flawed judge fails calibrate's default gates (exit 1); the fixed one passes.
+            assert proc.returncode == (1 if name == "flawed" else 0), proc.stderr
+            (dirs[name] / "stdout.txt").write_text(proc.stdout)
         yield dirs
 
 
@@ -100,6 +102,16 @@ def test_reports_tell_the_flawed_judge_from_the_fixed(reports: dict[str, Path]) 
     assert flawed["probes"]["padded_correct"]["flagged"] and not fixed["probes"]["padded_correct"]["flagged"]
     assert flawed["stability"]["flip_rate"] > 0 == fixed["stability"]["flip_rate"]
     assert fixed["calibration"]["ece"] < flawed["calibration"]["ece"]
+
+
+def test_calibrate_gates_fail_the_flawed_judge_and_say_why(reports: dict[str, Path]) -> None:
+    flawed, fixed = load(reports["flawed"]), load(reports["fixed"])
+    assert fixed["passed"] and fixed["gate_failures"] == []
+    assert not flawed["passed"]
+    assert any("probe injection" in f for f in flawed["gate_failures"])
+    printed = (reports["flawed"] / "stdout.txt").read_text().replace("\n", " ")
+    assert "probe injection" in printed and "all gates passed" not in printed
+    assert "FAILED" in (reports["flawed"] / "summary.md").read_text()
 
 
 def test_html_report_renders_in_headless_chromium(reports: dict[str, Path], tmp_path: Path) -> None:
@@ -219,3 +231,34 @@ def test_check_flags_error_rate(tmp_path: Path) -> None:
     rows = [{"item": {}, "sample": "x", "group": i // 2} for i in range(10)]
     proc = _check(tmp_path, string_check(), rows, "--no-probes")
     assert proc.returncode == 1 and "error rate" in proc.stdout
+
+
+def test_probes_take_the_shape_of_the_graders_expected_output() -> None:
+    from rftgrade._load import load_spec
+    from rftgrade.quality._probes import build_probes, sample_shape
+
+    spec = load_spec(EXAMPLES / "math_answer" / "grader.json")  # reads sample.output_json.answer
+    rows = [json.loads(line) for line in (EXAMPLES / "math_answer" / "data.jsonl").read_text().splitlines()]
+    probes = build_probes(rows, shape=sample_shape(spec))
+    for probe in probes:
+        for row in probe.rows:
+            parsed = json.loads(row["sample"])
+            assert set(parsed) == {"answer", "reasoning"}, probe.name
+    reference = next(p for p in probes if p.name == "reference")
+    assert json.loads(reference.rows[0]["sample"])["answer"] == rows[0]["item"]["answer"]
+    # A grader that reads the plain text keeps plain-text probes.
+    plain = build_probes(rows, shape=sample_shape(load_spec(string_check())))
+    assert next(p for p in plain if p.name == "empty").rows[0]["sample"] == ""
+
+
+def test_a_judge_with_negative_kappa_fails_the_default_gate() -> None:
+    from rftgrade.quality.calibrate import CalibrationGates, gate_failures
+
+    report = {
+        "agreement": {"cohen_kappa_quadratic": -0.40, "spearman": -0.3},
+        "failures": {"calls": 10, "failed_calls": 0, "by_flag": {}},
+        "probes": {},
+    }
+    (why,) = gate_failures(report, CalibrationGates())
+    assert "kappa -0.40 < 0.4" in why
+    assert gate_failures(report, CalibrationGates(min_kappa=None)) == []
