@@ -15,7 +15,8 @@ API) over real HTTP (Starlette on uvicorn, both installed with the server extra)
 - ``mode=fail``: always HTTP 500;
 - ``mode=tool``: a tool call to the request's first tool, ``{"answer": X}``.
 
-A request with a JSON ``response_format`` gets ``{"answer": <reply>}`` as text.
+A request with a JSON ``response_format`` gets ``{"reasoning": "because <reply>",
+"answer": <reply>}`` as text.
 Every server answers after ``latency`` seconds (the benchmark's fixed model time).
 Run one alone with ``python -m rftgrade.testing.fake_model --port 8000 --latency 0.02``.
 """
@@ -57,6 +58,7 @@ class FakeModelServer:
         self.calls: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
         self.requests = 0
+        self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -86,6 +88,7 @@ class FakeModelServer:
         key = _prompt_key(body)
         with self.lock:
             self.requests += 1
+            self.bodies.append(body)
             self.calls[key] += 1
             call = self.calls[key]
         answer_match, mode_match = _ANSWER.search(key), _MODE.search(key)
@@ -110,7 +113,7 @@ class FakeModelServer:
         message: dict[str, Any] = {"role": "assistant", "content": reply}
         fmt = body.get("response_format") or {}
         if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
-            message["content"] = json.dumps({"answer": reply})
+            message["content"] = json.dumps({"reasoning": f"because {reply}", "answer": reply})
         if mode == "tool" and body.get("tools"):
             name = body["tools"][0].get("function", {}).get("name", "tool")
             message = {

@@ -353,10 +353,42 @@ def test_tools_and_response_format_reach_the_model_and_the_grader(
         report["share_all_min"] == 0 and report["share_all_max"] == 0 and report["share_zero_variance"] == 1
     )
     first = lines(out)[0]["sample"]
-    assert first["output_json"] == {"answer": "j1"}
+    assert first["output_json"] == {"reasoning": "because j1", "answer": "j1"}
     assert lines(out)[2]["sample"]["output_tools"][0]["function"]["name"] == "submit"
     # --pass-threshold overrides the grader's: now nothing passes. Rewards are reused, not resampled.
     before = server.requests
     stricter = run_eval(tmp_path, PYTHON_GRADER, tmp_path / "d.jsonl", out, *args, "--pass-threshold", "0.9")
     assert stricter.returncode == 0, stricter.stderr
     assert server.requests == before and load(out)["pass_at_k"]["1"] == 0.0
+
+
+def test_a_fine_tuning_job_file_is_read_as_one(server: FakeModelServer, tmp_path: Path) -> None:
+    job_path = ROOT / "grader_examples" / "openai_rft_job" / "job.json"
+    job = json.loads(job_path.read_text())
+    rows = [
+        {**rft_row("41", "right"), "answer": "41", "key_quantity": "41"},
+        {**rft_row("42", "wrong"), "answer": "42", "key_quantity": "42"},
+    ]
+    out = tmp_path / "out"
+    grader_json = job  # run_eval writes it to grader.json: the job body as the user holds it
+    done = run_eval(
+        tmp_path,
+        grader_json,
+        write_data(tmp_path / "d.jsonl", rows),
+        out,
+        "-n",
+        "2",
+        "--base-url",
+        server.base_url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "as a fine-tuning job" in done.stderr
+    report = load(out)
+    assert report["grader_form"] == "fine_tuning_job" and report["grader"]["type"] == "multi"
+    assert report["job"]["model"] == "o4-mini-2025-04-16"
+    assert report["job"]["hyperparameters"]["n_epochs"] == 2 and report["job"]["suffix"] == "math-rft"
+    # The job's response_format went to the model, and its JSON reached the grader.
+    assert all(b["response_format"]["type"] == "json_schema" for b in server.bodies)
+    assert [r["rewards"] for r in report["per_row"]] == [[1.0, 1.0], [0.0, 0.0]]
+    assert report["pass_at_k"] == {"1": 0.5, "2": 0.5} and report["errors_by_flag"] == {}
+    assert "o4-mini-2025-04-16" in (out / "summary.md").read_text()
