@@ -60,7 +60,9 @@ class FakeModelServer:
         self.requests = 0
         self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP, not the default 0: asyncio turns Nagle off only on sockets
+        # that say they are TCP, and with it on every answer waits ~40 ms for a delayed ACK.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
