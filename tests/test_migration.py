@@ -317,3 +317,34 @@ def test_server_validate_and_run_reject_unknown_keys_with_400() -> None:
             response = httpx.post(url + path, json=body, timeout=30)
             assert response.status_code == 400, (path, response.text)
             assert "refrence" in response.text and "did you mean" in response.text
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_cli_run_and_validate_take_every_form(form: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{form}.json"
+    path.write_text(json.dumps(FORMS[form]))
+    validated = cli("validate", str(path))
+    assert validated.returncode == 0, validated.stderr
+    if form != "grader":
+        assert "read " in validated.stderr and " as " in validated.stderr
+    sample = '{"reasoning": "3 x 12 = 36", "answer": "31"}'
+    item = {"answer": "31", "key_quantity": "36"}
+    proc = cli("run", str(path), "--sample", sample, "--item", json.dumps(item), "--json")
+    assert proc.returncode == 0, proc.stderr
+    expected = 0.0 if form == "testing_criteria" else 1.0  # that form is a plain string_check on item.answer
+    assert json.loads(proc.stdout)["reward"] == expected
+
+
+def test_serve_preloads_a_job_file() -> None:
+    import httpx
+
+    from rftgrade.server import ServerConfig
+
+    from .server.conftest import running_server
+
+    with running_server(ServerConfig(graders={"math": str(JOB_DIR / "job.json")})) as url:
+        data = rows_of(JOB_DIR / "data.jsonl")
+        rows = [dict(zip(("item", "sample"), split_row(r), strict=True)) for r in data]
+        response = httpx.post(url + "/v1/grade", json={"grader": "math", "rows": rows}, timeout=60)
+        assert response.status_code == 200, response.text
+        assert [r["reward"] for r in response.json()["results"]] == [r["expected_reward"] for r in data]

@@ -65,7 +65,8 @@ def validate_cmd(
     findings[:0] = [Finding("error", p.message, path=p.path) for p in report.problems]
     form = ""
     try:
-        form = read_grader_source(grader).describe()
+        source = read_grader_source(grader)
+        form = source.describe() if source.form != "grader" else ""
     except GraderValidationError:
         pass
     if report.spec is not None and data:
@@ -83,7 +84,7 @@ def validate_cmd(
 
 
 def _print(grader: Path, form: str, spec: Any, findings: list[Finding], data: list[Path]) -> None:
-    if form and not form.startswith("a grader"):
+    if form:
         err.print(f"read {grader} as {form}", highlight=False)
     for f in findings:
         where = f"[bold]{f.path}[/]: " if f.path and not f.file else ""

@@ -44,6 +44,8 @@ def _group_key(row: dict[str, Any], key: str | None) -> str:
     item = row.get("item") or {}
     if key and key in item:
         return json.dumps(item[key], sort_keys=True, default=str)
+    if "messages" in item:  # an RFT row: its prompt is the group (other fields may vary per sample)
+        return json.dumps([item["messages"], item.get("tools")], sort_keys=True, default=str)
     return json.dumps(item, sort_keys=True, default=str)
 
 
