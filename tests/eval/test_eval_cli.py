@@ -392,3 +392,34 @@ def test_a_fine_tuning_job_file_is_read_as_one(server: FakeModelServer, tmp_path
     assert [r["rewards"] for r in report["per_row"]] == [[1.0, 1.0], [0.0, 0.0]]
     assert report["pass_at_k"] == {"1": 0.5, "2": 0.5} and report["errors_by_flag"] == {}
     assert "o4-mini-2025-04-16" in (out / "summary.md").read_text()
+
+
+def test_the_migration_guide_command_runs_as_written(server: FakeModelServer, tmp_path: Path) -> None:
+    """docs/migrating-from-openai.md, step 2, with the endpoint from OPENAI_BASE_URL as it says."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": "sk-x",
+    }
+    command = (
+        "rftgrade eval grader_examples/openai_rft_job/job.json grader_examples/openai_rft_job/valid.jsonl "
+        "--model base-model -n 4 --concurrency 8 --out eval-out"
+    )
+    assert command in (ROOT / "docs" / "migrating-from-openai.md").read_text().replace(" \\\n  ", " ")
+    argv = command.split()[1:]
+    argv = [str(ROOT / a) if a.startswith("grader_examples/") else a for a in argv]
+    done = subprocess.run(
+        [sys.executable, "-m", "rftgrade", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = load(tmp_path / "eval-out")
+    assert report["rows"] == 2 and report["rows_scored"] == 2 and server.requests == 8
+    assert report["grader_form"] == "fine_tuning_job" and report["base_url"].startswith(server.base_url)
+    for name in ("samples.jsonl", "eval.json", "report.html", "summary.md"):
+        assert (tmp_path / "eval-out" / name).is_file()
