@@ -423,3 +423,26 @@ def test_the_migration_guide_command_runs_as_written(server: FakeModelServer, tm
     assert report["grader_form"] == "fine_tuning_job" and report["base_url"].startswith(server.base_url)
     for name in ("samples.jsonl", "eval.json", "report.html", "summary.md"):
         assert (tmp_path / "eval-out" / name).is_file()
+
+
+def test_rerun_resamples_changed_prompts_and_refuses_another_model(
+    server: FakeModelServer, tmp_path: Path
+) -> None:
+    rows = [rft_row("p0", "right"), rft_row("p1", "right")]
+    data = write_data(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "out"
+    assert run_eval(tmp_path, GRADER, data, out, "-n", "2", "--base-url", server.base_url).returncode == 0
+    assert server.requests == 4
+    rows[1] = rft_row("p1", "wrong")  # the second row's prompt changed
+    write_data(data, rows)
+    done = run_eval(tmp_path, GRADER, data, out, "-n", "2", "--base-url", server.base_url)
+    assert done.returncode == 0, done.stderr
+    assert server.requests == 6 and load(out)["samples"]["reused"] == 2
+    assert [r["rewards"] for r in load(out)["per_row"]] == [[1.0, 1.0], [0.0, 0.0]]
+    other = subprocess.run(
+        [sys.executable, "-m", "rftgrade", "eval", str(tmp_path / "grader.json"), str(data), "--model", "other",
+         "--out", str(out), "--base-url", server.base_url],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+    )  # fmt: skip
+    assert other.returncode == 2 and "model='base-model'" in other.stderr and "--out" in other.stderr
+    assert server.requests == 6
