@@ -446,3 +446,34 @@ def test_rerun_resamples_changed_prompts_and_refuses_another_model(
     )  # fmt: skip
     assert other.returncode == 2 and "model='base-model'" in other.stderr and "--out" in other.stderr
     assert server.requests == 6
+
+
+def test_ctrl_c_keeps_what_was_sampled(server: FakeModelServer, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    rows = [rft_row(f"k{i}", "slow:0.3") for i in range(8)]
+    data = write_data(tmp_path / "d.jsonl", rows)
+    (tmp_path / "grader.json").write_text(json.dumps(GRADER))
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "rftgrade", "eval", str(tmp_path / "grader.json"), str(data), "--model",
+            "base-model", "-n", "2", "--concurrency", "2", "--base-url", server.base_url, "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
+    )
+    store = out / "samples.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not store.is_file() or len(store.read_text().splitlines()) < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    kept = [r for r in lines(out) if r["sample"] is not None]
+    assert 4 <= len(kept) < 16
+    before = server.requests
+    done = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert server.requests - before == 16 - len(kept)  # nothing kept is asked for again
+    assert load(out)["samples"]["reused"] + load(out)["samples"]["graded_now"] == 16
+    assert load(out)["pass_at_k"]["1"] == 1.0
