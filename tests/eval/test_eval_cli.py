@@ -7,109 +7,25 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from rftgrade.testing.fake_model import FakeModelServer
 
 from ..conftest import require_or_skip
-
-ROOT = Path(__file__).resolve().parents[2]
-GRADER = {
-    "type": "string_check",
-    "name": "exact",
-    "input": "{{ sample.output_text }}",
-    "reference": "{{ item.reference_answer }}",
-    "operation": "eq",
-}
-# One row per behaviour; n=4 samples each.
-MODES = ["right", "wrong", "alternate", "slow:0.3", "500:2", "429:3", "hang:1"]
-
-
-@pytest.fixture
-def server() -> Iterator[FakeModelServer]:
-    with FakeModelServer() as s:
-        yield s
-
-
-def rft_row(answer: str, mode: str, **extra: Any) -> dict[str, Any]:
-    prompt = f"What is the code? answer={answer} mode={mode}"
-    return {"messages": [{"role": "user", "content": prompt}], "reference_answer": answer, **extra}
-
-
-def write_data(path: Path, rows: list[dict[str, Any]], bad_line_after: int | None = None) -> Path:
-    lines = [json.dumps(r) for r in rows]
-    if bad_line_after is not None:
-        lines.insert(bad_line_after, '{"messages": [oops')
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def run_eval(
-    tmp: Path, grader: dict[str, Any], data: Path, out: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    grader_path = tmp / "grader.json"
-    grader_path.write_text(json.dumps(grader))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rftgrade",
-            "eval",
-            str(grader_path),
-            str(data),
-            "--model",
-            "base-model",
-            "--out",
-            str(out),
-            "--retry-backoff",
-            "0.02",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-    )
-
-
-def load(out: Path) -> dict[str, Any]:
-    return json.loads((out / "eval.json").read_text())
-
-
-def lines(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines() if x.strip()]
-
-
-def mean(values: list[Fraction]) -> float:
-    return float(sum(values, Fraction(0)) / len(values))
-
-
-def assert_expected_stats(report: dict[str, Any]) -> None:
-    """Rows: five always right (right, slow, 500s, 429s, a timeout), one always wrong,
-    one right every other call; 4 samples each."""
-    assert report["rows"] == 7 and report["rows_scored"] == 7 and report["samples_per_row"] == 4
-    half = [Fraction(1, 2), Fraction(5, 6), Fraction(1), Fraction(1)]  # 2 of 4 pass: 1 - C(2,k)/C(4,k)
-    for k in range(1, 5):
-        assert report["pass_at_k"][str(k)] == mean([Fraction(1)] * 5 + [Fraction(0), half[k - 1]])
-    assert report["pass_at_k"]["2"] == float(Fraction(5 + 5 / Fraction(6), 7))
-    assert report["share_all_max"] == 5 / 7
-    assert report["share_all_min"] == 1 / 7
-    assert report["share_zero_variance"] == 6 / 7
-    assert report["mean_row_std"] == pytest.approx(0.5 / 7, abs=1e-15)
-    assert report["mean_reward"] == 22 / 28
-    assert report["errors_by_flag"] == {}
-    by_row = {r["row"]: r for r in report["per_row"]}
-    assert by_row[2]["rewards"].count(1.0) == 2 and by_row[2]["std"] == 0.5
-    assert by_row[1] == {"row": 1, "line": 2, "sampled": True, "mean": 0.0, "std": 0.0, "rewards": [0.0] * 4}
+from .helpers import (
+    GRADER,
+    MODES,
+    ROOT,
+    assert_expected_stats,
+    closed_port,
+    lines,
+    load,
+    rft_row,
+    run_eval,
+    write_data,
+)
 
 
 def test_eval_scores_each_behaviour_then_resumes(server: FakeModelServer, tmp_path: Path) -> None:
@@ -121,7 +37,8 @@ def test_eval_scores_each_behaviour_then_resumes(server: FakeModelServer, tmp_pa
     assert "line 8: not valid JSON" in done.stderr  # reported, and the run went on
     report = load(out)
     assert_expected_stats(report)
-    assert report["unreadable_lines"][0]["line"] == 8
+    assert [x["line"] for x in report["unreadable_lines"]] == [8, 9]
+    assert "line 9: no `messages` to prompt the model with" in done.stderr
     # 500s and 429s were retried, the hung request timed out once and was retried.
     assert report["timing"]["retries"] == 2 + 3 + 1
     assert server.requests == 28 + 6
@@ -214,61 +131,6 @@ def test_report_renders_in_headless_chromium(server: FakeModelServer, tmp_path: 
     assert shot.is_file() and shot.stat().st_size > 30_000  # a page with three plots, not a blank one
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_endpoint_down_marks_rows_not_sampled_then_resumes(server: FakeModelServer, tmp_path: Path) -> None:
-    rows = [rft_row(f"d{i}", "right") for i in range(3)]
-    data = write_data(tmp_path / "d.jsonl", rows)
-    out = tmp_path / "out"
-    down = f"http://127.0.0.1:{_closed_port()}/v1"
-    failed = run_eval(tmp_path, GRADER, data, out, "-n", "2", "--base-url", down, "--retries", "2")
-    assert failed.returncode == 1
-    assert "6 samples were not sampled" in failed.stderr and "cannot reach" in failed.stderr
-    report = load(out)
-    assert report["rows_not_sampled"] == [0, 1, 2] and report["rows_scored"] == 0
-    assert report["mean_reward"] is None and report["pass_at_k"] == {"1": None, "2": None}
-    assert report["timing"]["requests"] == 6 * 3  # every sample tried three times
-    for row in report["per_row"]:
-        assert row["sampled"] is False and row["mean"] is None and row["rewards"] == []
-        assert row["missing_samples"] == 2 and "gave up after 3 attempts" in row["not_sampled_because"][0]
-    assert all(
-        r["sample"] is None and r["reward"] is None and r["errors"] == ["not_sampled"] for r in lines(out)
-    )
-
-    fixed = run_eval(tmp_path, GRADER, data, out, "-n", "2", "--base-url", server.base_url)
-    assert fixed.returncode == 0, fixed.stderr
-    assert server.requests == 6
-    report = load(out)
-    assert report["rows_not_sampled"] == [] and report["pass_at_k"] == {"1": 1.0, "2": 1.0}
-
-
-def test_a_failing_row_is_left_out_not_scored_zero(server: FakeModelServer, tmp_path: Path) -> None:
-    rows = [rft_row("ok", "right"), rft_row("bad", "fail"), rft_row("no", "wrong")]
-    out = tmp_path / "out"
-    done = run_eval(
-        tmp_path,
-        GRADER,
-        write_data(tmp_path / "d.jsonl", rows),
-        out,
-        "-n",
-        "2",
-        "--base-url",
-        server.base_url,
-        "--retries",
-        "1",
-    )
-    assert done.returncode == 1
-    report = load(out)
-    assert report["rows_not_sampled"] == [1] and report["rows_scored"] == 2
-    assert report["pass_at_k"]["1"] == 0.5 and report["mean_reward"] == 0.5
-    assert report["share_all_min"] == 0.5 and report["share_all_max"] == 0.5
-    assert "500 from" in report["per_row"][1]["not_sampled_because"][0]
-
-
 def test_samples_file_is_graded_without_sampling(tmp_path: Path) -> None:
     rows = [rft_row("x1", "right"), rft_row("x2", "right")]
     data = write_data(tmp_path / "d.jsonl", rows)
@@ -294,7 +156,7 @@ def test_samples_file_is_graded_without_sampling(tmp_path: Path) -> None:
         + "\n"
     )
     out = tmp_path / "out"
-    nowhere = f"http://127.0.0.1:{_closed_port()}/v1"  # any request would fail the run
+    nowhere = f"http://127.0.0.1:{closed_port()}/v1"  # any request would fail the run
     done = run_eval(tmp_path, GRADER, data, out, "-n", "2", "--samples", str(made), "--base-url", nowhere)
     assert done.returncode == 0, done.stderr
     report = load(out)
@@ -423,57 +285,3 @@ def test_the_migration_guide_command_runs_as_written(server: FakeModelServer, tm
     assert report["grader_form"] == "fine_tuning_job" and report["base_url"].startswith(server.base_url)
     for name in ("samples.jsonl", "eval.json", "report.html", "summary.md"):
         assert (tmp_path / "eval-out" / name).is_file()
-
-
-def test_rerun_resamples_changed_prompts_and_refuses_another_model(
-    server: FakeModelServer, tmp_path: Path
-) -> None:
-    rows = [rft_row("p0", "right"), rft_row("p1", "right")]
-    data = write_data(tmp_path / "d.jsonl", rows)
-    out = tmp_path / "out"
-    assert run_eval(tmp_path, GRADER, data, out, "-n", "2", "--base-url", server.base_url).returncode == 0
-    assert server.requests == 4
-    rows[1] = rft_row("p1", "wrong")  # the second row's prompt changed
-    write_data(data, rows)
-    done = run_eval(tmp_path, GRADER, data, out, "-n", "2", "--base-url", server.base_url)
-    assert done.returncode == 0, done.stderr
-    assert server.requests == 6 and load(out)["samples"]["reused"] == 2
-    assert [r["rewards"] for r in load(out)["per_row"]] == [[1.0, 1.0], [0.0, 0.0]]
-    other = subprocess.run(
-        [sys.executable, "-m", "rftgrade", "eval", str(tmp_path / "grader.json"), str(data), "--model", "other",
-         "--out", str(out), "--base-url", server.base_url],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
-    )  # fmt: skip
-    assert other.returncode == 2 and "model='base-model'" in other.stderr and "--out" in other.stderr
-    assert server.requests == 6
-
-
-def test_ctrl_c_keeps_what_was_sampled(server: FakeModelServer, tmp_path: Path) -> None:
-    import signal
-    import time
-
-    rows = [rft_row(f"k{i}", "slow:0.3") for i in range(8)]
-    data = write_data(tmp_path / "d.jsonl", rows)
-    (tmp_path / "grader.json").write_text(json.dumps(GRADER))
-    out = tmp_path / "out"
-    argv = [sys.executable, "-m", "rftgrade", "eval", str(tmp_path / "grader.json"), str(data), "--model",
-            "base-model", "-n", "2", "--concurrency", "2", "--base-url", server.base_url, "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
-    )
-    store = out / "samples.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and (not store.is_file() or len(store.read_text().splitlines()) < 4):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
-    kept = [r for r in lines(out) if r["sample"] is not None]
-    assert 4 <= len(kept) < 16
-    before = server.requests
-    done = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert server.requests - before == 16 - len(kept)  # nothing kept is asked for again
-    assert load(out)["samples"]["reused"] + load(out)["samples"]["graded_now"] == 16
-    assert load(out)["pass_at_k"]["1"] == 1.0
