@@ -317,7 +317,9 @@ async def arun_eval(
                 record.write(fh)
         fh.close()
         await client.aclose()
-    write_records(store, list(final.values()))
+    # Samples this run did not use (a smaller -n, rows no longer in DATA) stay on disk.
+    unused = [r for key, r in existing.items() if key not in final] if samples_file is None else []
+    write_records(store, [*final.values(), *unused])
     meta_path.write_text(json.dumps({**meta_now, "grader_id": grader.id}) + "\n")
 
     per_row: list[RowRewards] = []

@@ -86,14 +86,14 @@ def test_eval_scores_each_behaviour_then_resumes(server: FakeModelServer, tmp_pa
     more = run_eval(tmp_path, GRADER, data, out, "-n", "6", "--base-url", server.base_url, "--timeout", "1")
     assert more.returncode == 0, more.stderr
     assert server.requests - before == 14
-    assert load(out)["samples_per_row"] == 6 and list(load(out)["pass_at_k"]) == [
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-        "6",
-    ]
+    assert load(out)["samples_per_row"] == 6
+    assert list(load(out)["pass_at_k"]) == ["1", "2", "3", "4", "5", "6"]
+    # And back to four: nothing asked, the figures are the first four's, the other two stay on disk.
+    before = server.requests
+    fewer = run_eval(tmp_path, GRADER, data, out, "-n", "4", "--base-url", server.base_url, "--timeout", "1")
+    assert fewer.returncode == 0, fewer.stderr
+    assert server.requests == before and len(lines(out)) == 42
+    assert_expected_stats(load(out))
 
     html = (out / "report.html").read_text()
     # Self-contained: no external scripts, styles, images or fonts (SVG's XML namespaces are not fetched).
