@@ -10,6 +10,7 @@ import html
 import io
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +164,15 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
     plots["histogram"] = _svg(fig)
 
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    colours = ["#c0392b" if r["std"] == 0 else "#2e86c1" for r in scored]
-    ax.scatter([r["mean"] for r in scored], [r["std"] for r in scored], s=16, c=colours, alpha=0.7)
+    # Rows pile up on the same few points (all 0, all 1): one marker per point, sized and
+    # labelled by how many rows sit there.
+    points = Counter((round(r["mean"], 6), round(r["std"], 6)) for r in scored)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    colours = ["#c0392b" if p[1] == 0 else "#2e86c1" for p in points]
+    ax.scatter(xs, ys, s=[16 + 184 * c / max(points.values()) for c in points.values()], c=colours, alpha=0.7)
+    for (x, y), count in points.items():
+        if count > 1:
+            ax.annotate(str(count), (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlabel("row mean reward")
     ax.set_ylabel("row reward SD")
     ax.set_title("Per row: mean vs spread (red: no signal)")
@@ -174,6 +182,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     ax.plot(ks, [report["pass_at_k"][str(k)] for k in ks], "o-", color="#27ae60")
     ax.set_ylim(0, 1.02)
+    ax.set_xticks(ks)
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k")
     ax.set_title(f"pass@k (reward >= {report['pass_threshold']:g})")
@@ -224,7 +233,13 @@ def render_html(report: dict[str, Any], rows: list[EvalRow]) -> str:
         f"<td><pre>{e(_prompt_preview(by_index.get(r['row'])))}</pre></td></tr>"
         for r in _no_signal(report)[:200]
     )
-    verdict_html = "".join(f"<p>{e(line).replace('**', '')}</p>" for line in verdict(report))
+    said = verdict(report)
+    verdict_html = "".join(
+        f"<p>{e(line).replace('**', '')}</p>" for line in said if not line.startswith("- ")
+    )
+    verdict_html += (
+        "<ul>" + "".join(f"<li>{e(line[2:])}</li>" for line in said if line.startswith("- ")) + "</ul>"
+    )
     grader = report["grader"]
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>RFT readiness: {e(report["model"])}</title><style>{_CSS}</style></head><body>
