@@ -50,7 +50,8 @@ class FakeModelServer:
     """Start with ``with FakeModelServer() as server:``; ``server.base_url`` ends in ``/v1``.
 
     ``calls[prompt]`` counts requests per prompt (failed ones included);
-    ``requests`` is the total.
+    ``requests`` is the total, ``bodies`` the request bodies, ``max_in_flight`` the most
+    requests held at once.
     """
 
     def __init__(self, *, latency: float = 0.0, port: int = 0) -> None:
@@ -59,6 +60,9 @@ class FakeModelServer:
         self.answered: Counter[str] = Counter()
         self.requests = 0
         self.bodies: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most requests the server held at once (the client's concurrency bound)."""
         self.lock = threading.Lock()
         # proto=IPPROTO_TCP, not the default 0: asyncio turns Nagle off only on sockets
         # that say they are TCP, and with it on every answer waits ~40 ms for a delayed ACK.
@@ -80,7 +84,12 @@ class FakeModelServer:
         async def chat(request: Request) -> JSONResponse:
             body = await request.json()
             status, payload, headers, delay = self.answer(body)
-            await asyncio.sleep(delay + self.latency)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(delay + self.latency)
+            finally:
+                self.in_flight -= 1
             return JSONResponse(payload, status_code=status, headers=headers)
 
         return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])

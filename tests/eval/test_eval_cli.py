@@ -42,6 +42,7 @@ def test_eval_scores_each_behaviour_then_resumes(server: FakeModelServer, tmp_pa
     # 500s and 429s were retried, the hung request timed out once and was retried.
     assert report["timing"]["retries"] == 2 + 3 + 1
     assert server.requests == 28 + 6
+    assert server.max_in_flight > 4  # the default --concurrency 32 sent them side by side
     assert report["grader_form"] == "grader" and report["model"] == "base-model"
 
     records = lines(out)

@@ -116,6 +116,7 @@ def test_ctrl_c_keeps_what_was_sampled(server: FakeModelServer, tmp_path: Path) 
     assert proc.returncode != 0
     kept = [r for r in lines(out) if r["sample"] is not None]
     assert 4 <= len(kept) < 16
+    assert server.max_in_flight == 2  # --concurrency 2: two requests at a time, never more
     before = server.requests
     done = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
