@@ -29,6 +29,7 @@ from rftgrade._executors import (
     PythonOutcome,
     PythonProgram,
 )
+from rftgrade._gc import set_gc_pausing
 from rftgrade._grader import Grader, ValidationReport, grader_id, validate
 from rftgrade._load import grader_to_dict, load_spec
 from rftgrade._result import ERROR_FLAGS, GraderErrors, GradeResult, TokenUsage
@@ -79,5 +80,6 @@ __all__ = [
     "grader_to_dict",
     "load_spec",
     "make_sample",
+    "set_gc_pausing",
     "validate",
 ]

@@ -12,6 +12,11 @@ paused; only the search for cycles waits until the burst is over.
 The pause is process-wide and not counted: the outermost ``with`` re-enables
 the collector; an inner one (or one in another thread meanwhile) is a no-op.
 At worst a collection runs a little earlier than it could have.
+
+Because the pause is process-wide, it is only taken where the process is
+rftgrade's own: ``rftgrade serve`` and the CLI call :func:`set_gc_pausing`. A
+trainer that calls ``Grader.run_batch`` keeps its collector as it set it, unless
+it opts in with ``rftgrade.set_gc_pausing(True)``.
 """
 
 from __future__ import annotations
@@ -20,13 +25,25 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["gc_paused"]
+__all__ = ["gc_paused", "set_gc_pausing"]
+
+_pausing = False
+
+
+def set_gc_pausing(enabled: bool) -> None:
+    """Let rftgrade pause the cyclic collector while it grades a batch (off by default).
+
+    Turn it on in a process that is mostly grading (the server and the CLI do); leave
+    it off in a host process (a trainer) whose collector rftgrade should not touch.
+    """
+    global _pausing
+    _pausing = enabled
 
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector for the ``with`` block (a no-op if it is already off)."""
-    if not gc.isenabled():
+    """Pause the cyclic collector for the ``with`` block, where pausing is on and it is not already off."""
+    if not _pausing or not gc.isenabled():
         yield
         return
     gc.disable()

@@ -105,3 +105,24 @@ def test_an_item_shared_by_many_rows_is_parsed_once(monkeypatch: pytest.MonkeyPa
     results = grader.run_batch(Columns(["a", "b"] * 250, [item] * 500))
     assert [r.reward for r in results] == [1.0, 0.0] * 250
     assert len(parsed) == 1
+
+
+def test_the_library_leaves_a_host_process_collector_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import rftgrade
+    from rftgrade._gc import set_gc_pausing
+
+    calls: list[str] = []
+    real_disable = gc.disable
+    monkeypatch.setattr(gc, "disable", lambda: (calls.append("disable"), real_disable())[1])
+    grader = rftgrade.Grader(string_check())
+    rows = [{"sample": str(i), "item": {"answer": "1"}} for i in range(50)]
+    grader.run_batch(rows)
+    assert calls == [] and gc.isenabled()
+    set_gc_pausing(True)  # what the server and the CLI do in their own process
+    try:
+        grader.run_batch(rows)
+    finally:
+        set_gc_pausing(False)
+    assert calls == ["disable"] and gc.isenabled()

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rftgrade._exceptions import GraderValidationError, RftgradeError
+from rftgrade._gc import set_gc_pausing
 from rftgrade._grader import Grader
 from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
@@ -187,4 +188,6 @@ def grade_cmd(
 
 def main() -> None:
     """Entry point of the ``rftgrade`` script."""
+    # The CLI owns its process: pausing the cyclic collector over a batch is its call to make.
+    set_gc_pausing(True)
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rftgrade._gc import set_gc_pausing
 from rftgrade.server.app import ServerConfig, create_app, dedupe_rows, openrlhf_rows
 
 __all__ = ["ServerConfig", "create_app", "dedupe_rows", "openrlhf_rows", "serve"]
@@ -21,6 +22,7 @@ def serve(
     # process, so this is its call to make (a library embedding create_app is not).
     gc.collect()
     gc.freeze()
+    set_gc_pausing(True)
     uvicorn.run(
         app,
         host=host,
