@@ -1,11 +1,13 @@
 """TRL: reward functions for ``GRPOTrainer`` (and ``AsyncGRPOTrainer``).
 
 ``reward = make_reward_function("grader.json")`` returns a picklable
-``functools.partial`` of a module-level ``async`` function with TRL's signature
+``functools.partial`` of a module-level ``async`` function, named after the grader
+(``__name__``: TRL before 1.9 reads it and names the reward's metrics with it), with TRL's signature
 ``(prompts, completions, completion_ids, **kwargs) -> list[float | None]``. It
 accepts plain-text and conversational completions, passes dataset columns into
 the item, drops TRL's own keyword arguments, and returns ``None`` (which TRL
-skips) for a sample that could not be graded, unless told otherwise.
+skips) for a sample that could not be graded, unless told otherwise. A
+misconfigured grader raises when the function is made, with the fix.
 """
 
 from __future__ import annotations
@@ -66,14 +68,26 @@ def make_reward_function(
     sandbox: str = "auto",
     timeout: float = 300.0,
     failed_reward: float | None = None,
+    name: str | None = None,
 ) -> functools.partial[Any]:
     """A TRL reward function for ``grader`` (a grader JSON path, or a server's grader id/name).
 
     Args:
         server_url: grade through a running ``rftgrade serve`` instead of in-process.
         failed_reward: what a sample that could not be graded scores (``None``: TRL skips it).
+        name: the function's ``__name__`` (TRL's metric name); default: the grader's name.
+
+    Raises:
+        RewardSourceError: no grader, a grader file missing or invalid, an unknown sandbox,
+            a malformed ``server_url`` (a server that is down or refuses is logged at the first call).
     """
     source = RewardSource(
         grader=grader, server_url=server_url, api_key=api_key, sandbox=sandbox, timeout=timeout
     )
-    return functools.partial(rftgrade_reward, source=source, failed_reward=failed_reward)
+    info = source.check()
+    reward = functools.partial(rftgrade_reward, source=source, failed_reward=failed_reward)
+    # A partial has no __name__ of its own; TRL < 1.9 reads reward_funcs[i].__name__.
+    # Kept in the partial's __dict__, so it survives pickling (AsyncGRPOTrainer).
+    reward.__name__ = name or info.name  # type: ignore[attr-defined]
+    reward.__qualname__ = reward.__name__  # type: ignore[attr-defined]
+    return reward
