@@ -1,0 +1,81 @@
+"""The real trainers' own code paths with rftgrade's adapters: verl's reward managers,
+OpenRLHF's remote-reward client, TRL's GRPOTrainer, verifiers' rubric.
+
+The trainers live in a venv of their own (``scripts/setup-trainers.sh``, run by
+``scripts/setup.sh``), never the main environment: each test runs a script from
+``tests/integrations/trainers/`` with that venv's Python and this checkout on
+``PYTHONPATH``, and checks the one RESULT line it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import require_or_skip
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = Path(__file__).parent / "trainers"
+VENV = Path(os.environ.get("RFTGRADE_TRAINERS_VENV", "/var/lib/rftgrade/trainers-venv"))
+PYTHON = VENV / "bin" / "python"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def run(script: str, *args: str, extra_path: str | None = None) -> dict[str, Any]:
+    require_or_skip(PYTHON.exists(), f"the trainers' venv ({VENV}; bash scripts/setup-trainers.sh)")
+    path = [str(ROOT), *([extra_path] if extra_path else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "RAY_AUTH_MODE": "disabled"}
+    env.pop("RFTGRADE_GRADER", None)
+    env.pop("RFTGRADE_SERVER_URL", None)
+    proc = subprocess.run(
+        [str(PYTHON), str(SCRIPTS / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=540,
+        cwd=str(ROOT),
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"{script} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    )
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    result["_stderr"] = proc.stderr
+    return result
+
+
+EXPECTED = [1.0, 0.0, 1.0, 1.0]  # row 1: wrong answer and no explanation (it fails to grade)
+KEYS = ["rftgrade_error", "rftgrade_exact", "rftgrade_sim", "score"]
+
+
+def test_verl_reward_managers() -> None:
+    result = run("verl_check.py")
+    # The reward loop (verl 0.9's trainer), sync and async functions, and the remote manager's Ray actors.
+    for name in (
+        "loop/naive/compute_score",
+        "loop/naive/compute_score_async",
+        "loop/dapo/compute_score",
+        "loop/remote/compute_score",
+        "server/loop/naive",
+    ):
+        assert result[name]["scores"] == EXPECTED, name
+        # verl takes the extra keys from the first sample: the failed one has them all.
+        assert result[name]["keys"] == [KEYS] * 4, name
+        assert result[name]["errors"] == [0.0, 1.0, 0.0, 0.0], name
+    # The legacy managers: sync calls (naive, dapo), plural (batch), positional in a process pool (prime).
+    for name in ("legacy/naive", "legacy/dapo", "legacy/batch", "legacy/prime", "server/legacy/batch"):
+        assert result[name]["scores"] == EXPECTED, name
+        if name != "legacy/prime":  # prime keeps numbers only
+            assert result[name]["extra_lengths"] == dict.fromkeys(["score", *KEYS[:3]], 4), name
+    # The traps the sync compute_score avoids, reproduced on verl's own code.
+    assert result["trap/legacy_naive_async"].startswith("TypeError")
+    assert result["trap/remote_async"].startswith("AssertionError: Async reward score is not supported")
+    # Batch form: one request for the batch; the reward loop's concurrent calls gathered too.
+    assert result["server/batch_requests"] == 1
+    assert result["server/loop_requests"] == 1
