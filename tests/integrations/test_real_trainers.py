@@ -79,3 +79,18 @@ def test_verl_reward_managers() -> None:
     # Batch form: one request for the batch; the reward loop's concurrent calls gathered too.
     assert result["server/batch_requests"] == 1
     assert result["server/loop_requests"] == 1
+
+
+def test_openrlhf_remote_reward_client() -> None:
+    result = run("openrlhf_check.py")
+    # The trap: OpenRLHF sends no headers, so a server behind --api-key refuses the bearer route...
+    assert result["bearer_route"] == [None, {}]
+    assert "401" in result["_stderr"]
+    # ...and takes the token in the path. The query ends in <|im_end|> (decoded with
+    # special tokens kept): stripped, the JSON answer parses.
+    assert result["token_route"] == [[1.0], {"rftgrade_error": [0.0]}]
+    assert result["wrong_answer"] == [[0.0], {"rftgrade_error": [0.0]}]
+    assert result["custom_token"] == [[1.0], {"rftgrade_error": [0.0]}]  # rftgrade serve --strip-tokens [END]
+    # A JSON-object label (or its text) is the item: {{ item.reference_explanation }} resolves.
+    assert result["label_object"] == result["label_json_text"] == [[1.0], {"rftgrade_error": [0.0]}]
+    assert result["label_plain"] == [[0.0], {"rftgrade_error": [1.0]}]
