@@ -46,7 +46,7 @@ def run(script: str, *args: str, extra_path: str | None = None) -> dict[str, Any
         f"{script} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
     )
     result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
-    result["_stderr"] = proc.stderr
+    result["_output"] = proc.stdout + proc.stderr
     return result
 
 
@@ -85,7 +85,7 @@ def test_openrlhf_remote_reward_client() -> None:
     result = run("openrlhf_check.py")
     # The trap: OpenRLHF sends no headers, so a server behind --api-key refuses the bearer route...
     assert result["bearer_route"] == [None, {}]
-    assert "401" in result["_stderr"]
+    assert "401" in result["_output"]
     # ...and takes the token in the path. The query ends in <|im_end|> (decoded with
     # special tokens kept): stripped, the JSON answer parses.
     assert result["token_route"] == [[1.0], {"rftgrade_error": [0.0]}]
