@@ -13,6 +13,7 @@ misconfigured grader raises when the function is made, with the fix.
 from __future__ import annotations
 
 import functools
+import types
 from typing import Any
 
 from rftgrade.integrations._client import RewardSource, grade_rewards
@@ -85,9 +86,32 @@ def make_reward_function(
         grader=grader, server_url=server_url, api_key=api_key, sandbox=sandbox, timeout=timeout
     )
     info = source.check()
-    reward = functools.partial(rftgrade_reward, source=source, failed_reward=failed_reward)
-    # A partial has no __name__ of its own; TRL < 1.9 reads reward_funcs[i].__name__.
-    # Kept in the partial's __dict__, so it survives pickling (AsyncGRPOTrainer).
-    reward.__name__ = name or info.name  # type: ignore[attr-defined]
-    reward.__qualname__ = reward.__name__  # type: ignore[attr-defined]
+    return _named_reward(source, failed_reward, name or info.name)
+
+
+class _GraderReward(functools.partial):  # type: ignore[type-arg]
+    """A partial named after its grader, that pickles by rebuilding itself.
+
+    TRL < 1.9 reads ``reward_funcs[i].__name__`` (a plain partial has none); TRL >= 1.9
+    unwraps partials and names the metrics after the wrapped function: so the wrapped
+    function is a copy of :func:`rftgrade_reward` carrying the grader's name, and two
+    graders' metrics do not collide under one ``rftgrade_reward``. That copy cannot be
+    pickled by reference; :meth:`__reduce__` rebuilds the whole thing instead.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        name = self.__dict__["__name__"]
+        return (_named_reward, (self.keywords["source"], self.keywords["failed_reward"], name))
+
+
+def _named_reward(source: RewardSource, failed_reward: float | None, name: str) -> functools.partial[Any]:
+    fn = types.FunctionType(
+        rftgrade_reward.__code__, rftgrade_reward.__globals__, name, rftgrade_reward.__defaults__
+    )
+    fn.__kwdefaults__ = rftgrade_reward.__kwdefaults__
+    fn.__qualname__ = name
+    fn.__doc__ = rftgrade_reward.__doc__
+    reward = _GraderReward(fn, source=source, failed_reward=failed_reward)
+    reward.__name__ = name  # type: ignore[attr-defined]
+    reward.__qualname__ = name  # type: ignore[attr-defined]
     return reward

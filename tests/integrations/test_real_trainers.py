@@ -94,3 +94,21 @@ def test_openrlhf_remote_reward_client() -> None:
     # A JSON-object label (or its text) is the item: {{ item.reference_explanation }} resolves.
     assert result["label_object"] == result["label_json_text"] == [[1.0], {"rftgrade_error": [0.0]}]
     assert result["label_plain"] == [[0.0], {"rftgrade_error": [1.0]}]
+
+
+@pytest.mark.parametrize("trl_version", ["1.16.0", "1.8.0"])
+def test_trl_grpo_trainer(trl_version: str) -> None:
+    old = str(VENV / "trl-1.8") if trl_version == "1.8.0" else None
+    result = run("trl_check.py", extra_path=old)
+    assert result["trl"] == trl_version
+    name = result["grader_name"]
+    assert result["name"] == name
+    # Two steps, in-process and through rftgrade serve (one request per reward call);
+    # TRL logs the reward under the grader's name and it is the grader's own reward.
+    means = [e[f"rewards/{name}/mean"] for e in result["in_process"] if f"rewards/{name}/mean" in e]
+    assert means == pytest.approx(result["own_means"]) and len(means) == 2
+    served = [e["rewards/served/mean"] for e in result["server"] if "rewards/served/mean" in e]
+    assert len(served) == 2 and result["server_requests"] == result["server_calls"] == 2
+    if trl_version == "1.8.0":
+        # The trap on TRL < 1.9: a bare functools.partial has no __name__.
+        assert result["bare_partial"].startswith("AttributeError") and "__name__" in result["bare_partial"]
