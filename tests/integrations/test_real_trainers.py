@@ -112,3 +112,16 @@ def test_trl_grpo_trainer(trl_version: str) -> None:
     if trl_version == "1.8.0":
         # The trap on TRL < 1.9: a bare functools.partial has no __name__.
         assert result["bare_partial"].startswith("AttributeError") and "__name__" in result["bare_partial"]
+
+
+def test_verifiers_task_scoring() -> None:
+    result = run("verifiers_check.py")
+    name = result["grader_name"]
+    # A class-attribute reward (named after the grader), a reward plugged by import path
+    # (weight 2 from the task config), and one through rftgrade serve (one request for the
+    # four rollouts scored at once).
+    assert [r[name] for r in result["in_process"]] == EXPECTED
+    assert [r["graded"] for r in result["plugged"]] == EXPECTED
+    assert [r["total"] for r in result["plugged"]] == [2 * x for x in EXPECTED]
+    assert [r["g"] for r in result["server"]] == EXPECTED and result["server_requests"] == 1
+    assert "resources" not in result["_output"]  # the item is the task's content, not its runtime fields
