@@ -310,22 +310,33 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
 
 
 async def sub_rewards(source: RewardSource) -> tuple[str, ...] | None:
-    """A grader's sub-grader keys; remote, asked of the server once (``None`` while it
-    cannot answer)."""
+    """A grader's sub-grader keys; remote, asked of the server once per process (``None``
+    while it cannot answer). Concurrent callers on one loop share one request."""
     if not source.server_url:
         return _grader_info(source).sub_rewards
     known = _SUB_REWARDS.get(source)
     if known is not None:
         return known
+    key = (id(asyncio.get_running_loop()), source)
+    task = _KEY_TASKS.get(key)
+    if task is None or task.done():
+        task = _KEY_TASKS[key] = asyncio.ensure_future(_fetch_sub_rewards(source))
+    return await asyncio.shield(task)
+
+
+_KEY_TASKS: dict[tuple[int, RewardSource], asyncio.Future[tuple[str, ...] | None]] = {}
+
+
+async def _fetch_sub_rewards(source: RewardSource) -> tuple[str, ...] | None:
     import httpx
 
-    base = source.server_url.rstrip("/")
+    base = source.server_url.rstrip("/")  # type: ignore[union-attr]
     url = f"{base}/v1/graders/{source.grader}" if source.grader else f"{base}/v1/graders"
     try:
         async with httpx.AsyncClient(timeout=min(source.timeout, 30.0), headers=_headers(source)) as client:
             response = await client.get(url)
             if response.status_code >= 400:
-                return None  # the grading call that follows reports why, with the server's message
+                return None  # the grading call reports why, with the server's message
             answer = response.json()
             if not source.grader:
                 default = answer.get("default")
