@@ -63,6 +63,7 @@ def test_verl_reward_managers() -> None:
         "loop/dapo/compute_score",
         "loop/remote/compute_score",
         "server/loop/naive",
+        "server/loop/naive_async",
     ):
         assert result[name]["scores"] == EXPECTED, name
         # verl takes the extra keys from the first sample: the failed one has them all.

@@ -150,8 +150,10 @@ def main() -> None:
         before = requests_to(url, "/v1/grade")
         result["server/legacy/batch"] = legacy_manager("compute_score", "batch", tokenizer)
         result["server/batch_requests"] = requests_to(url, "/v1/grade") - before
-        before = requests_to(url, "/v1/grade")
         result["server/loop/naive"] = loop_manager("compute_score", "naive", tokenizer)
+        # The async form's concurrent calls share one loop: one batch, one request.
+        before = requests_to(url, "/v1/grade")
+        result["server/loop/naive_async"] = loop_manager("compute_score_async", "naive", tokenizer)
         result["server/loop_requests"] = requests_to(url, "/v1/grade") - before
     emit(result)
 
