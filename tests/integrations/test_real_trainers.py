@@ -126,3 +126,11 @@ def test_verifiers_task_scoring() -> None:
     assert [r["total"] for r in result["plugged"]] == [2 * x for x in EXPECTED]
     assert [r["g"] for r in result["server"]] == EXPECTED and result["server_requests"] == 1
     assert "resources" not in result["_output"]  # the item is the task's content, not its runtime fields
+
+
+def test_trl_async_trainer_spawned_reward() -> None:
+    # AsyncGRPOTrainer needs a vLLM server (none on CPU); what it does with the reward
+    # function is run here: pickled into a spawned child, named and called by TRL's helpers.
+    result = run("trl_spawn_check.py")
+    assert result["name"] == "answer_and_explanation" and result["async"] is True
+    assert result["rewards"][0] == 1.0 and result["rewards"][1] < 0.5
