@@ -269,7 +269,7 @@ async def grade_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[d
         message = _call_error(source, exc)
         note_failure("reward calls that failed", source.where, message, len(rows))
         return [_failed(message) for _ in rows]
-    _note_samples(source, [_message(r) for r in results if _message(r) is not None])  # type: ignore[misc]
+    _note_samples(source, [m for m in map(_message, results) if m is not None])
     return results
 
 

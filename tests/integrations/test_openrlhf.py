@@ -88,3 +88,17 @@ def test_a_json_object_label_becomes_the_item(tmp_path: Path) -> None:
 )
 def test_strip_special_tokens(text: str, expected: str) -> None:
     assert strip_special_tokens(text) == expected
+
+
+def test_serve_cli_strip_tokens_and_path_token(tmp_path: Path) -> None:
+    from ..server.test_serve_cli import start
+
+    proc, url = start(
+        "--grader", f"m={grader_file(tmp_path, ANSWER)}", "--api-key", "K", "--strip-tokens", "[END], <eot>"
+    )
+    try:
+        body = {"query": ['Q{"answer": "1"}<eot>[END]'], "prompts": ["Q"], "labels": ["1"]}
+        assert openrlhf_post(url, "/v1/openrlhf/K/reward", body).json()["rewards"] == [1.0]
+    finally:
+        proc.terminate()
+        proc.wait(30)
