@@ -11,6 +11,7 @@ MODULES = [
     "benchmarks.bench_judge",
     "benchmarks.bench_server",
     "benchmarks.bench_eval",
+    "benchmarks.bench_adapters",
 ]
 
 

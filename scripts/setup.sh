@@ -48,3 +48,6 @@ if [ ! -x /var/lib/rftgrade/sandbox-venv/bin/python ] || ! cmp -s sandbox/requir
   $PY -m rftgrade sandbox build --backend bwrap
   cp sandbox/requirements.txt /var/lib/rftgrade/sandbox-venv/requirements.txt
 fi
+
+# The real trainers, in a cached venv of their own (tests/integrations/test_real_trainers.py).
+bash scripts/setup-trainers.sh

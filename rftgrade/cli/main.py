@@ -20,6 +20,7 @@ from rftgrade._result import GradeResult
 from rftgrade.cli._io import at_value, iter_jsonl, print_summary, say_form, summarize
 from rftgrade.cli._runtime import SandboxOption, make_executors
 from rftgrade.cli.eval_cmd import eval_cmd
+from rftgrade.cli.export_cmd import export_app
 from rftgrade.cli.quality_cmd import calibrate_cmd, check_cmd
 from rftgrade.cli.sandbox_cmd import sandbox_app
 from rftgrade.cli.serve_cmd import serve_cmd
@@ -35,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(export_app, name="export")
 app.command("serve")(serve_cmd)
 app.command("calibrate")(calibrate_cmd)
 app.command("check")(check_cmd)

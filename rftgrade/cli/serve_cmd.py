@@ -28,6 +28,14 @@ def serve_cmd(
     max_inflight_rows: Annotated[
         int, typer.Option(help="Rows graded at once before new requests get 429.")
     ] = 200_000,
+    strip_tokens: Annotated[
+        Optional[str],
+        typer.Option(
+            "--strip-tokens",
+            help="Comma-separated special tokens to remove from OpenRLHF samples, besides the "
+            "common ones (<|im_end|>, <|endoftext|>, </s>, <|eot_id|>, ...).",
+        ),
+    ] = None,
 ) -> None:
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
@@ -48,6 +56,7 @@ def serve_cmd(
         api_key=api_key or os.environ.get("RFTGRADE_API_KEY"),
         max_body_bytes=max_body_mb * 1024 * 1024,
         max_inflight_rows=max_inflight_rows,
+        strip_tokens=tuple(t.strip() for t in (strip_tokens or "").split(",") if t.strip()),
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         typer.echo(

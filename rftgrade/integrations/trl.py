@@ -1,16 +1,19 @@
 """TRL: reward functions for ``GRPOTrainer`` (and ``AsyncGRPOTrainer``).
 
 ``reward = make_reward_function("grader.json")`` returns a picklable
-``functools.partial`` of a module-level ``async`` function with TRL's signature
+``functools.partial`` of a module-level ``async`` function, named after the grader
+(``__name__``: TRL before 1.9 reads it and names the reward's metrics with it), with TRL's signature
 ``(prompts, completions, completion_ids, **kwargs) -> list[float | None]``. It
 accepts plain-text and conversational completions, passes dataset columns into
 the item, drops TRL's own keyword arguments, and returns ``None`` (which TRL
-skips) for a sample that could not be graded, unless told otherwise.
+skips) for a sample that could not be graded, unless told otherwise. A
+misconfigured grader raises when the function is made, with the fix.
 """
 
 from __future__ import annotations
 
 import functools
+import types
 from typing import Any
 
 from rftgrade.integrations._client import RewardSource, grade_rewards
@@ -66,14 +69,49 @@ def make_reward_function(
     sandbox: str = "auto",
     timeout: float = 300.0,
     failed_reward: float | None = None,
+    name: str | None = None,
 ) -> functools.partial[Any]:
     """A TRL reward function for ``grader`` (a grader JSON path, or a server's grader id/name).
 
     Args:
         server_url: grade through a running ``rftgrade serve`` instead of in-process.
         failed_reward: what a sample that could not be graded scores (``None``: TRL skips it).
+        name: the function's ``__name__`` (TRL's metric name); default: the grader's name.
+
+    Raises:
+        RewardSourceError: no grader, a grader file missing or invalid, an unknown sandbox,
+            a malformed ``server_url`` (a server that is down or refuses is logged at the first call).
     """
     source = RewardSource(
         grader=grader, server_url=server_url, api_key=api_key, sandbox=sandbox, timeout=timeout
     )
-    return functools.partial(rftgrade_reward, source=source, failed_reward=failed_reward)
+    info = source.check()
+    return _named_reward(source, failed_reward, name or info.name)
+
+
+class _GraderReward(functools.partial):  # type: ignore[type-arg]
+    """A partial named after its grader, that pickles by rebuilding itself.
+
+    TRL < 1.9 reads ``reward_funcs[i].__name__`` (a plain partial has none); TRL >= 1.9
+    unwraps partials and names the metrics after the wrapped function: so the wrapped
+    function is a copy of :func:`rftgrade_reward` carrying the grader's name, and two
+    graders' metrics do not collide under one ``rftgrade_reward``. That copy cannot be
+    pickled by reference; :meth:`__reduce__` rebuilds the whole thing instead.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        name = self.__dict__["__name__"]
+        return (_named_reward, (self.keywords["source"], self.keywords["failed_reward"], name))
+
+
+def _named_reward(source: RewardSource, failed_reward: float | None, name: str) -> functools.partial[Any]:
+    fn = types.FunctionType(
+        rftgrade_reward.__code__, rftgrade_reward.__globals__, name, rftgrade_reward.__defaults__
+    )
+    fn.__kwdefaults__ = rftgrade_reward.__kwdefaults__
+    fn.__qualname__ = name
+    fn.__doc__ = rftgrade_reward.__doc__
+    reward = _GraderReward(fn, source=source, failed_reward=failed_reward)
+    reward.__name__ = name  # type: ignore[attr-defined]
+    reward.__qualname__ = name  # type: ignore[attr-defined]
+    return reward

@@ -36,6 +36,8 @@ from rftgrade._load import grader_to_dict
 from rftgrade._rawitem import RawItem
 from rftgrade._registry import GraderRegistry, UnknownGraderError
 from rftgrade._result import GradeResult
+from rftgrade.integrations import openrlhf as _openrlhf
+from rftgrade.integrations.openrlhf import DEFAULT_STRIP_TOKENS
 from rftgrade.server._body import parse_grade_body
 from rftgrade.server._dedupe import dedupe_columns, dedupe_rows
 from rftgrade.server._metrics import ServerMetrics
@@ -66,6 +68,8 @@ class ServerConfig:
     max_rows_per_request: int = 100_000
     stream_chunk: int = 512
     retry_after_seconds: int = 2
+    strip_tokens: tuple[str, ...] = ()
+    """Special tokens removed from OpenRLHF samples besides the default ones (``--strip-tokens``)."""
 
 
 class _Admission:
@@ -121,28 +125,16 @@ def _problems_error(exc: GraderValidationError) -> JSONResponse:
     )
 
 
-def openrlhf_rows(body: OpenRLHFRequest) -> list[dict[str, Any]]:
-    """OpenRLHF's request as rftgrade rows.
-
-    ``query[i]`` is prompt + response (special tokens kept); the response is
-    ``query[i]`` with ``prompts[i]`` stripped from its front (the whole query when it
-    does not start with the prompt). ``sample`` is that response; ``item`` is
-    ``{"prompt", "label", "reference_answer" (= label), "query"}``.
-    """
-    return openrlhf_columns(body).rows()
+def openrlhf_rows(
+    body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS
+) -> list[dict[str, Any]]:
+    """OpenRLHF's request as rftgrade rows (see :func:`rftgrade.integrations.openrlhf.openrlhf_columns`)."""
+    return openrlhf_columns(body, strip_tokens).rows()
 
 
-def openrlhf_columns(body: OpenRLHFRequest) -> Columns:
+def openrlhf_columns(body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS) -> Columns:
     """:func:`openrlhf_rows` as :class:`~rftgrade.Columns` (what the endpoint grades)."""
-    samples: list[str] = []
-    items: list[dict[str, Any]] = []
-    prompts, labels = body.prompts or [], body.labels or []
-    for i, query in enumerate(body.query):
-        prompt = prompts[i] if i < len(prompts) else ""
-        label = labels[i] if i < len(labels) else None
-        samples.append(query[len(prompt) :] if prompt and query.startswith(prompt) else query)
-        items.append({"prompt": prompt, "label": label, "reference_answer": label, "query": query})
-    return Columns(samples, items)
+    return _openrlhf.openrlhf_columns(body.query, body.prompts, body.labels, strip_tokens)
 
 
 class _SizeLimit:
@@ -201,7 +193,16 @@ class _AuthAndMeasure:
             return
         path: str = scope["path"]
         start = time.perf_counter()
-        if self.api_key is not None and path.startswith("/v1"):
+        in_path = _openrlhf.path_token(path)
+        if in_path is not None:
+            # OpenRLHF cannot send headers: its URL carries the token.
+            if self.api_key is not None and not _openrlhf.token_matches(in_path, self.api_key):
+                self.metrics.requests.labels(_openrlhf.TOKEN_ROUTE, "401").inc()  # never the token itself
+                await _error(
+                    401, "wrong token in the path /v1/openrlhf/<token>/reward", code="invalid_api_key"
+                )(scope, receive, send)
+                return
+        elif self.api_key is not None and path.startswith("/v1"):
             header = next((v for k, v in scope.get("headers") or () if k == b"authorization"), b"")
             token = header[7:] if header[:7].lower() == b"bearer " else b""
             if not hmac.compare_digest(token, self.api_key):
@@ -569,23 +570,20 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
         return StreamingResponse(stream(), media_type="application/x-ndjson")
 
     # -- trainers ----------------------------------------------------------------
+    strip_tokens = _openrlhf.merged_tokens(config.strip_tokens)
+
     @app.post("/v1/openrlhf/reward")
+    @app.post(_openrlhf.TOKEN_ROUTE)  # checked by _AuthAndMeasure, before the body is read
     async def openrlhf(body: OpenRLHFRequest, grader: str | None = None) -> Response:
         found = lookup(grader)
         if isinstance(found, JSONResponse):
             return found
-        rows = openrlhf_columns(body)
+        rows = openrlhf_columns(body, strip_tokens)
 
         async def work() -> Response:
             results = await grade(found, rows)
             record(found, results)
-            rewards = [r.reward for r in results]
-            extra: dict[str, list[float]] = {"rftgrade_error": [0.0 if r.ok else 1.0 for r in results]}
-            for key in results[0].sub_rewards if results else []:
-                extra[f"rftgrade_{key}"] = [float(r.sub_rewards.get(key, 0.0)) for r in results]
-            return _fast_json(
-                {"rewards": rewards, "scores": [min(max(x, 0.0), 1.0) for x in rewards], "extra_logs": extra}
-            )
+            return _fast_json(_openrlhf.openrlhf_answer(results))
 
         return await admitted(len(rows), work)
 

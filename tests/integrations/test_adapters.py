@@ -14,7 +14,7 @@ import pytest
 
 from rftgrade.integrations import batch_body
 from rftgrade.integrations import trl as trl_adapter
-from rftgrade.integrations._client import _in_process
+from rftgrade.integrations._client import RewardSourceError, _in_process
 from rftgrade.server import ServerConfig
 
 from ..conftest import string_check
@@ -49,16 +49,17 @@ def verl(monkeypatch: pytest.MonkeyPatch, grader_file: Path) -> Any:
     monkeypatch.setenv("RFTGRADE_GRADER", str(grader_file))
     monkeypatch.delenv("RFTGRADE_SERVER_URL", raising=False)
     module = importlib.import_module("rftgrade.integrations.verl")
-    monkeypatch.setattr(module, "_SOURCE", None)
+    monkeypatch.setattr(module, "_STATE", None)
     return module
 
 
 def test_verl_compute_score_keyword_call_with_stable_keys(verl: Any) -> None:
-    assert inspect.iscoroutinefunction(verl.compute_score)
+    assert inspect.iscoroutinefunction(verl.compute_score_async)
+    assert not inspect.iscoroutinefunction(verl.compute_score)
 
     async def step() -> list[dict[str, Any]]:
         calls = [
-            verl.compute_score(
+            verl.compute_score_async(
                 data_source="gsm8k", solution_str=s, ground_truth="42", extra_info={"index": i}
             )
             for i, s in enumerate(["42", "41", "forty-two", ""])
@@ -71,13 +72,33 @@ def test_verl_compute_score_keyword_call_with_stable_keys(verl: Any) -> None:
     assert all(isinstance(v, float) for r in results for v in r.values())
 
 
-def test_verl_never_raises_on_a_broken_grader(
+def test_verl_failed_samples_carry_the_same_keys(
+    verl: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A sample whose item lacks what the grader reads fails; verl takes the keys from
+    # the first sample, so the failed one must carry the sub-graders' keys too.
+    path = tmp_path / "explained.json"
+    graders = {**MULTI["graders"], "exact": string_check(reference="{{ item.explanation }}")}  # type: ignore[dict-item]
+    path.write_text(json.dumps({**MULTI, "graders": graders}))
+    monkeypatch.setenv("RFTGRADE_GRADER", str(path))
+    good = verl.compute_score(
+        data_source="d", solution_str="42", ground_truth="42", extra_info={"explanation": "42"}
+    )
+    bad = verl.compute_score(data_source="d", solution_str="42", ground_truth="42", extra_info={})
+    assert set(good) == set(bad) == {"score", "rftgrade_error", "rftgrade_exact", "rftgrade_sim"}
+    assert bad["rftgrade_error"] == 1.0 and good["rftgrade_error"] == 0.0
+
+
+def test_verl_misconfiguration_raises_with_the_fix(
     verl: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("RFTGRADE_GRADER", str(tmp_path / "missing.json"))
-    monkeypatch.setattr(verl, "_SOURCE", None)
-    result = asyncio.run(verl.compute_score("d", "x", "y"))
-    assert result["score"] == 0.0 and result["rftgrade_error"] == 1.0
+    with pytest.raises(RewardSourceError, match="no grader file at"):
+        verl.compute_score("d", "x", "y")
+    monkeypatch.setattr(verl, "_STATE", None)
+    monkeypatch.delenv("RFTGRADE_GRADER")
+    with pytest.raises(RewardSourceError, match="RFTGRADE_GRADER"):
+        asyncio.run(verl.compute_score_async("d", "x", "y"))
 
 
 def trl_kwargs(n: int) -> dict[str, Any]:
@@ -137,9 +158,15 @@ def test_adapters_through_a_running_server(
         monkeypatch.setenv("RFTGRADE_API_KEY", "k")
         monkeypatch.setenv("RFTGRADE_GRADER", "m")
         verl = importlib.import_module("rftgrade.integrations.verl")
-        monkeypatch.setattr(verl, "_SOURCE", None)
-        result = asyncio.run(verl.compute_score("d", "42", "42"))
+        monkeypatch.setattr(verl, "_STATE", None)
+        result = verl.compute_score(data_source="d", solution_str="42", ground_truth="42")
         assert result["score"] == 1.0 and result["rftgrade_error"] == 0.0
+        # The sub-graders' keys are asked of the server: a failed sample has them too.
+        assert set(result) == {"score", "rftgrade_error", "rftgrade_exact", "rftgrade_sim"}
+        monkeypatch.setenv("RFTGRADE_GRADER", "broken")
+        monkeypatch.setattr(verl, "_STATE", None)
+        failed = verl.compute_score(data_source="d", solution_str="42", ground_truth="42")
+        assert set(failed) == {"score", "rftgrade_error"} and failed["rftgrade_error"] == 1.0
 
 
 def test_batch_body_sends_each_shared_item_once() -> None:

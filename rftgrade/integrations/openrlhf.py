@@ -1,0 +1,150 @@
+"""OpenRLHF: its remote-reward request as rftgrade rows, and the answer it reads.
+
+OpenRLHF (``--reward.remote_url``, older ``--remote_rm_url``) posts
+``{"query", "prompts", "labels"}`` with no headers; ``rftgrade serve`` answers it on
+``/v1/openrlhf/reward`` and, for a server behind ``--api-key`` (OpenRLHF cannot send
+one), on ``/v1/openrlhf/<token>/reward``. This module holds the translation; the
+server's routes only call it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rftgrade._columns import Columns
+
+__all__ = [
+    "DEFAULT_STRIP_TOKENS",
+    "openrlhf_answer",
+    "openrlhf_columns",
+    "path_token",
+    "strip_special_tokens",
+    "token_matches",
+]
+
+DEFAULT_STRIP_TOKENS: tuple[str, ...] = (
+    "<|im_end|>",  # Qwen, ChatML
+    "<|endoftext|>",  # Qwen, GPT-2
+    "<|im_start|>",
+    "<|eot_id|>",  # Llama 3
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eom_id|>",
+    "</s>",  # Llama 2, Mistral
+    "<s>",
+    "<eos>",  # Gemma
+    "<end_of_turn>",
+    "<pad>",
+    "<|end|>",  # Phi-3
+    "<|return|>",  # gpt-oss
+    "<|end▁of▁sentence|>",  # DeepSeek
+    "<｜end▁of▁sentence｜>",  # noqa: RUF001
+)
+"""Special tokens OpenRLHF leaves in ``query`` (it decodes with special tokens kept)."""
+
+TOKEN_ROUTE = "/v1/openrlhf/{token}/reward"
+"""The route for servers behind ``--api-key``: the token in the path."""
+
+
+def strip_special_tokens(text: str, tokens: Sequence[str] = DEFAULT_STRIP_TOKENS) -> str:
+    """``text`` without ``tokens``; whitespace after the last real content is dropped
+    with the trailing ones (``'{"a": 1}<|im_end|>\\n<|endoftext|>'`` -> ``'{"a": 1}'``)."""
+    found = [t for t in tokens if t and t in text]
+    if not found:
+        return text
+    end = len(text)
+    changed = True
+    while changed:
+        changed = False
+        stripped = text[:end].rstrip()
+        for token in sorted(found, key=len, reverse=True):
+            if stripped.endswith(token):
+                end = len(stripped) - len(token)
+                changed = True
+                break
+    if end < len(text):
+        text = text[:end].rstrip()
+    for token in sorted(found, key=len, reverse=True):  # longer first: one may contain another
+        text = text.replace(token, "")
+    return text
+
+
+def _label_item(label: Any) -> dict[str, Any] | None:
+    """A label that is a JSON object (or its text) is the item itself."""
+    if isinstance(label, dict):
+        return dict(label)
+    if isinstance(label, str) and label.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(label)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def openrlhf_columns(
+    query: Sequence[str],
+    prompts: Sequence[str] | None,
+    labels: Sequence[Any] | None,
+    strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS,
+) -> Columns:
+    """OpenRLHF's request as rows to grade.
+
+    ``sample`` is ``query[i]`` with ``prompts[i]`` stripped from its front (the whole
+    query when it does not start with the prompt) and ``strip_tokens`` removed. The
+    item is ``labels[i]`` itself when it is a JSON object (or its text), with ``prompt``
+    and ``query`` added where it has none; otherwise ``{"prompt", "label",
+    "reference_answer" (= label), "query"}``.
+    """
+    samples: list[str] = []
+    items: list[dict[str, Any]] = []
+    prompts, labels = prompts or [], labels or []
+    for i, text in enumerate(query):
+        prompt = prompts[i] if i < len(prompts) else ""
+        label = labels[i] if i < len(labels) else None
+        response = text[len(prompt) :] if prompt and text.startswith(prompt) else text
+        samples.append(strip_special_tokens(response, strip_tokens))
+        item = _label_item(label)
+        if item is None:
+            item = {"prompt": prompt, "label": label, "reference_answer": label, "query": text}
+        else:
+            item.setdefault("prompt", prompt)
+            item.setdefault("query", text)
+        items.append(item)
+    return Columns(samples, items)
+
+
+def openrlhf_answer(results: Sequence[Any]) -> dict[str, Any]:
+    """``{"rewards", "scores", "extra_logs"}`` for graded results: ``scores`` are the
+    rewards clamped to [0, 1]; ``extra_logs`` has ``rftgrade_error`` and one
+    ``rftgrade_<key>`` per sub-grader."""
+    rewards = [r.reward for r in results]
+    extra: dict[str, list[float]] = {"rftgrade_error": [0.0 if r.ok else 1.0 for r in results]}
+    keys: dict[str, None] = {}
+    for r in results:
+        keys.update(dict.fromkeys(r.sub_rewards))
+    for key in keys:
+        extra[f"rftgrade_{key}"] = [float(r.sub_rewards.get(key, 0.0)) for r in results]
+    return {"rewards": rewards, "scores": [min(max(x, 0.0), 1.0) for x in rewards], "extra_logs": extra}
+
+
+def path_token(path: str) -> str | None:
+    """The token of a ``/v1/openrlhf/<token>/reward`` path, else ``None``."""
+    parts = path.split("/")
+    if len(parts) == 5 and parts[:3] == ["", "v1", "openrlhf"] and parts[4] == "reward" and parts[3]:
+        return parts[3]
+    return None
+
+
+def token_matches(given: str, api_key: bytes) -> bool:
+    """Constant-time comparison of a path token with the server's key."""
+    return hmac.compare_digest(given.encode(), api_key)
+
+
+def merged_tokens(extra: Iterable[str]) -> tuple[str, ...]:
+    """The default tokens plus ``extra`` (``--strip-tokens``), each once."""
+    return tuple(dict.fromkeys([*DEFAULT_STRIP_TOKENS, *(t for t in extra if t)]))

@@ -1,0 +1,136 @@
+"""The real trainers' own code paths with rftgrade's adapters: verl's reward managers,
+OpenRLHF's remote-reward client, TRL's GRPOTrainer, verifiers' rubric.
+
+The trainers live in a venv of their own (``scripts/setup-trainers.sh``, run by
+``scripts/setup.sh``), never the main environment: each test runs a script from
+``tests/integrations/trainers/`` with that venv's Python and this checkout on
+``PYTHONPATH``, and checks the one RESULT line it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import require_or_skip
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = Path(__file__).parent / "trainers"
+VENV = Path(os.environ.get("RFTGRADE_TRAINERS_VENV", "/var/lib/rftgrade/trainers-venv"))
+PYTHON = VENV / "bin" / "python"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def run(script: str, *args: str, extra_path: str | None = None) -> dict[str, Any]:
+    require_or_skip(PYTHON.exists(), f"the trainers' venv ({VENV}; bash scripts/setup-trainers.sh)")
+    path = [str(ROOT), *([extra_path] if extra_path else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "RAY_AUTH_MODE": "disabled"}
+    env.pop("RFTGRADE_GRADER", None)
+    env.pop("RFTGRADE_SERVER_URL", None)
+    proc = subprocess.run(
+        [str(PYTHON), str(SCRIPTS / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=540,
+        cwd=str(ROOT),
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"{script} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    )
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    result["_output"] = proc.stdout + proc.stderr
+    return result
+
+
+EXPECTED = [1.0, 0.0, 1.0, 1.0]  # row 1: wrong answer and no explanation (it fails to grade)
+KEYS = ["rftgrade_error", "rftgrade_exact", "rftgrade_sim", "score"]
+
+
+def test_verl_reward_managers() -> None:
+    result = run("verl_check.py")
+    # The reward loop (verl 0.9's trainer), sync and async functions, and the remote manager's Ray actors.
+    for name in (
+        "loop/naive/compute_score",
+        "loop/naive/compute_score_async",
+        "loop/dapo/compute_score",
+        "loop/remote/compute_score",
+        "server/loop/naive",
+        "server/loop/naive_async",
+    ):
+        assert result[name]["scores"] == EXPECTED, name
+        # verl takes the extra keys from the first sample: the failed one has them all.
+        assert result[name]["keys"] == [KEYS] * 4, name
+        assert result[name]["errors"] == [0.0, 1.0, 0.0, 0.0], name
+    # The legacy managers: sync calls (naive, dapo), plural (batch), positional in a process pool (prime).
+    for name in ("legacy/naive", "legacy/dapo", "legacy/batch", "legacy/prime", "server/legacy/batch"):
+        assert result[name]["scores"] == EXPECTED, name
+        if name != "legacy/prime":  # prime keeps numbers only
+            assert result[name]["extra_lengths"] == dict.fromkeys(["score", *KEYS[:3]], 4), name
+    # The traps the sync compute_score avoids, reproduced on verl's own code.
+    assert result["trap/legacy_naive_async"].startswith("TypeError")
+    assert result["trap/remote_async"].startswith("AssertionError: Async reward score is not supported")
+    # Batch form: one request for the batch; the reward loop's concurrent calls gathered too.
+    assert result["server/batch_requests"] == 1
+    assert result["server/loop_requests"] == 1
+
+
+def test_openrlhf_remote_reward_client() -> None:
+    result = run("openrlhf_check.py")
+    # The trap: OpenRLHF sends no headers, so a server behind --api-key refuses the bearer route...
+    assert result["bearer_route"] == [None, {}]
+    assert "401" in result["_output"]
+    # ...and takes the token in the path. The query ends in <|im_end|> (decoded with
+    # special tokens kept): stripped, the JSON answer parses.
+    assert result["token_route"] == [[1.0], {"rftgrade_error": [0.0]}]
+    assert result["wrong_answer"] == [[0.0], {"rftgrade_error": [0.0]}]
+    assert result["custom_token"] == [[1.0], {"rftgrade_error": [0.0]}]  # rftgrade serve --strip-tokens [END]
+    # A JSON-object label (or its text) is the item: {{ item.reference_explanation }} resolves.
+    assert result["label_object"] == result["label_json_text"] == [[1.0], {"rftgrade_error": [0.0]}]
+    assert result["label_plain"] == [[0.0], {"rftgrade_error": [1.0]}]
+
+
+@pytest.mark.parametrize("trl_version", ["1.16.0", "1.8.0"])
+def test_trl_grpo_trainer(trl_version: str) -> None:
+    old = str(VENV / "trl-1.8") if trl_version == "1.8.0" else None
+    result = run("trl_check.py", extra_path=old)
+    assert result["trl"] == trl_version
+    name = result["grader_name"]
+    assert result["name"] == name
+    # Two steps, in-process and through rftgrade serve (one request per reward call);
+    # TRL logs the reward under the grader's name and it is the grader's own reward.
+    means = [e[f"rewards/{name}/mean"] for e in result["in_process"] if f"rewards/{name}/mean" in e]
+    assert means == pytest.approx(result["own_means"]) and len(means) == 2
+    served = [e["rewards/served/mean"] for e in result["server"] if "rewards/served/mean" in e]
+    assert len(served) == 2 and result["server_requests"] == result["server_calls"] == 2
+    if trl_version == "1.8.0":
+        # The trap on TRL < 1.9: a bare functools.partial has no __name__.
+        assert result["bare_partial"].startswith("AttributeError") and "__name__" in result["bare_partial"]
+
+
+def test_verifiers_task_scoring() -> None:
+    result = run("verifiers_check.py")
+    name = result["grader_name"]
+    # A class-attribute reward (named after the grader), a reward plugged by import path
+    # (weight 2 from the task config), and one through rftgrade serve (one request for the
+    # four rollouts scored at once).
+    assert [r[name] for r in result["in_process"]] == EXPECTED
+    assert [r["graded"] for r in result["plugged"]] == EXPECTED
+    assert [r["total"] for r in result["plugged"]] == [2 * x for x in EXPECTED]
+    assert [r["g"] for r in result["server"]] == EXPECTED and result["server_requests"] == 1
+    assert "resources" not in result["_output"]  # the item is the task's content, not its runtime fields
+
+
+def test_trl_async_trainer_spawned_reward() -> None:
+    # AsyncGRPOTrainer needs a vLLM server (none on CPU); what it does with the reward
+    # function is run here: pickled into a spawned child, named and called by TRL's helpers.
+    result = run("trl_spawn_check.py")
+    assert result["name"] == "answer_and_explanation" and result["async"] is True
+    assert result["rewards"][0] == 1.0 and result["rewards"][1] < 0.5
