@@ -348,3 +348,20 @@ def test_serve_preloads_a_job_file() -> None:
         response = httpx.post(url + "/v1/grade", json={"grader": "math", "rows": rows}, timeout=60)
         assert response.status_code == 200, response.text
         assert [r["reward"] for r in response.json()["results"]] == [r["expected_reward"] for r in data]
+
+
+def test_trainer_adapter_takes_the_job_file_and_rft_columns() -> None:
+    import asyncio
+
+    from rftgrade.integrations import trl as trl_adapter
+
+    reward = trl_adapter.make_reward_function(str(JOB_DIR / "job.json"))
+    assert reward.__name__ == "math_answer"  # type: ignore[attr-defined]
+    rows = rows_of(JOB_DIR / "train.jsonl")[:2]
+    prompts = [r["messages"] for r in rows]
+    completions = ['{"reasoning": "3 x 12 = 36", "answer": "31"}', '{"reasoning": "x", "answer": "0"}']
+    columns = {k: [r[k] for r in rows] for k in ("answer", "key_quantity")}  # the dataset's columns
+    rewards = asyncio.run(
+        reward(prompts=prompts, completions=completions, completion_ids=[[1], [2]], **columns)
+    )
+    assert rewards == [1.0, 0.0]
