@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rftgrade._jsonl import iter_json_lines
 from rftgrade._reads import ItemRead, item_reads
 from rftgrade._rows import is_rft_row, split_row
 from rftgrade._specs import AnyGrader
@@ -110,24 +111,16 @@ class _Rows:
                 )
             )
         bad: list[int] = []
-        with path.open(encoding="utf-8") as fh:
-            for line, text in enumerate(fh, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    data = json.loads(text)
-                except json.JSONDecodeError:
-                    bad.append(line)
-                    continue
-                if not isinstance(data, dict):
-                    bad.append(line)
-                    continue
-                try:
-                    item, _ = split_row(data)
-                except ValueError:
-                    bad.append(line)
-                    continue
-                self.rows.append((line, data, item))
+        for line, data, broken in iter_json_lines(path):
+            if broken or not isinstance(data, dict):
+                bad.append(line)
+                continue
+            try:
+                item, _ = split_row(data)
+            except ValueError:
+                bad.append(line)
+                continue
+            self.rows.append((line, data, item))
         if bad:
             findings.append(
                 Finding(

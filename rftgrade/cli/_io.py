@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from rftgrade._exceptions import DataError, GraderValidationError
 from rftgrade._forms import read_grader_source
+from rftgrade._jsonl import iter_json_lines
 from rftgrade._result import GradeResult
 from rftgrade._rows import NO_SAMPLE_HINT, is_rft_row, split_group, split_row
 
@@ -59,46 +59,41 @@ def iter_jsonl(path: Path, *, expand_samples: bool = False) -> Iterator[JsonlRow
     With ``expand_samples``, a line with ``"samples": [...]`` yields one row per sample, grouped
     by its line (``"group"``), as ``rftgrade check`` reads several samples of one prompt.
     """
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
+    for number, data, broken in iter_json_lines(path):
+        if broken:
+            yield JsonlRow(number, None, f"line {number}: {broken}")
+            continue
+        if not isinstance(data, dict):
+            yield JsonlRow(
+                number,
+                None,
+                f"line {number}: a row is a JSON object: an OpenAI RFT row "
+                '{"messages": [...], ..., "sample": ...} or {"item": {...}, "sample": ...}',
+            )
+            continue
+        if expand_samples and "samples" in data:
             try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield JsonlRow(number, None, f"line {number}: not valid JSON ({exc.msg}, column {exc.colno})")
-                continue
-            if not isinstance(data, dict):
-                yield JsonlRow(
-                    number,
-                    None,
-                    f"line {number}: a row is a JSON object: an OpenAI RFT row "
-                    '{"messages": [...], ..., "sample": ...} or {"item": {...}, "sample": ...}',
-                )
-                continue
-            if expand_samples and "samples" in data:
-                try:
-                    item, samples = split_group(data)
-                except DataError as exc:
-                    yield JsonlRow(number, None, f"line {number}: {exc}")
-                    continue
-                for sample in samples:
-                    yield JsonlRow(number, {"item": item, "sample": sample, "group": f"line {number}"}, None)
-                continue
-            try:
-                item, sample = split_row(data)
+                item, samples = split_group(data)
             except DataError as exc:
                 yield JsonlRow(number, None, f"line {number}: {exc}")
                 continue
-            if sample is None:
-                yield JsonlRow(number, None, f"line {number}: row has no sample: {NO_SAMPLE_HINT}")
-                continue
-            if not is_rft_row(data):
-                yield JsonlRow(number, data, None)  # its other keys (`label`, `group`) are kept
-                continue
-            row = {"item": item, "sample": sample}
-            row.update((k, data[k]) for k in _ROW_KEYS if k in data)
-            yield JsonlRow(number, row, None)
+            for sample in samples:
+                yield JsonlRow(number, {"item": item, "sample": sample, "group": f"line {number}"}, None)
+            continue
+        try:
+            item, sample = split_row(data)
+        except DataError as exc:
+            yield JsonlRow(number, None, f"line {number}: {exc}")
+            continue
+        if sample is None:
+            yield JsonlRow(number, None, f"line {number}: row has no sample: {NO_SAMPLE_HINT}")
+            continue
+        if not is_rft_row(data):
+            yield JsonlRow(number, data, None)  # its other keys (`label`, `group`) are kept
+            continue
+        row = {"item": item, "sample": sample}
+        row.update((k, data[k]) for k in _ROW_KEYS if k in data)
+        yield JsonlRow(number, row, None)
 
 
 def summarize(results: list[GradeResult]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rftgrade._exceptions import DataError
+from rftgrade._jsonl import iter_json_lines
 from rftgrade._rows import split_row
 
 __all__ = ["DataProblem", "EvalRow", "Record", "load_records", "prompt_sha", "read_rows", "write_records"]
@@ -69,31 +70,26 @@ def read_rows(path: Path) -> tuple[list[EvalRow], list[DataProblem]]:
     rows: list[EvalRow] = []
     problems: list[DataProblem] = []
     index = 0
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            # Indexes count every non-blank line, readable or not, so a bad line
-            # does not shift the rows after it (and resumed samples stay theirs).
-            row_index, index = index, index + 1
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                problems.append(DataProblem(number, f"not valid JSON ({exc.msg}, column {exc.colno})"))
-                continue
-            if not isinstance(data, dict):
-                problems.append(DataProblem(number, f"a row is a JSON object, got {type(data).__name__}"))
-                continue
-            try:
-                item = _item_of(data)
-            except DataError as exc:
-                problems.append(DataProblem(number, str(exc)))
-                continue
-            why = _check_messages(item)
-            if why:
-                problems.append(DataProblem(number, why))
-                continue
-            rows.append(EvalRow(row_index, number, item))
+    for number, data, broken in iter_json_lines(path):
+        # Indexes count every non-blank line, readable or not, so a bad line
+        # does not shift the rows after it (and resumed samples stay theirs).
+        row_index, index = index, index + 1
+        if broken:
+            problems.append(DataProblem(number, broken))
+            continue
+        if not isinstance(data, dict):
+            problems.append(DataProblem(number, f"a row is a JSON object, got {type(data).__name__}"))
+            continue
+        try:
+            item = _item_of(data)
+        except DataError as exc:
+            problems.append(DataProblem(number, str(exc)))
+            continue
+        why = _check_messages(item)
+        if why:
+            problems.append(DataProblem(number, why))
+            continue
+        rows.append(EvalRow(row_index, number, item))
     return rows, problems
 
 
@@ -179,23 +175,18 @@ def load_records(path: Path) -> tuple[dict[tuple[int, int], Record], list[DataPr
     counters: dict[int, int] = {}
     if not path.is_file():
         return records, problems
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                problems.append(DataProblem(number, f"not valid JSON ({exc.msg}); the line is ignored"))
-                continue
-            record = _record(data, counters)
-            if isinstance(record, str):
-                problems.append(DataProblem(number, record))
-                continue
-            key = (record.row, record.n)
-            old = records.get(key)
-            if old is None or record.sampled or not old.sampled:
-                records[key] = record
+    for number, data, broken in iter_json_lines(path):
+        if broken:
+            problems.append(DataProblem(number, f"{broken}; the line is ignored"))
+            continue
+        record = _record(data, counters)
+        if isinstance(record, str):
+            problems.append(DataProblem(number, record))
+            continue
+        key = (record.row, record.n)
+        old = records.get(key)
+        if old is None or record.sampled or not old.sampled:
+            records[key] = record
     return records, problems
 
 

@@ -7,13 +7,13 @@ or an air-gapped machine with nothing to fetch.
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rftgrade._svg import figure_svg
 from rftgrade.evaluate._data import EvalRow
 
 __all__ = ["render_html", "render_markdown", "verdict", "write_outputs"]
@@ -137,16 +137,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _svg(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
 def _plots(report: dict[str, Any]) -> dict[str, str]:
     import matplotlib
 
@@ -161,7 +151,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
     ax.set_xlabel("reward")
     ax.set_ylabel("samples")
     ax.set_title(f"Reward histogram ({len(rewards)} samples)")
-    plots["histogram"] = _svg(fig)
+    plots["histogram"] = figure_svg(fig)
 
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     # Rows pile up on the same few points (all 0, all 1): one marker per point, sized and
@@ -176,7 +166,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
     ax.set_xlabel("row mean reward")
     ax.set_ylabel("row reward SD")
     ax.set_title("Per row: mean vs spread (red: no signal)")
-    plots["rows"] = _svg(fig)
+    plots["rows"] = figure_svg(fig)
 
     ks = [int(k) for k, v in report["pass_at_k"].items() if v is not None]
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
@@ -186,7 +176,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k")
     ax.set_title(f"pass@k (reward >= {report['pass_threshold']:g})")
-    plots["pass_at_k"] = _svg(fig)
+    plots["pass_at_k"] = figure_svg(fig)
     return plots
 
 

@@ -7,11 +7,12 @@ opens in a browser with no network.
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
 from pathlib import Path
 from typing import Any
+
+from rftgrade._svg import figure_svg
 
 __all__ = ["render_html", "render_markdown", "write_report"]
 
@@ -101,16 +102,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _svg(fig: Any) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
 def _plots(report: dict[str, Any]) -> dict[str, str]:
     import matplotlib
 
@@ -137,7 +128,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
     ax.set_xlabel("human label")
     ax.set_ylabel("judge (mean of repeats)")
     ax.set_title("Judge vs human")
-    plots["scatter"] = _svg(fig)
+    plots["scatter"] = figure_svg(fig)
 
     rel = report["calibration"].get("reliability", [])
     fig, ax = plt.subplots(figsize=(4.6, 3.6))
@@ -148,7 +139,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
     ax.set_xlabel("judge P(pass)")
     ax.set_ylabel("human pass rate")
     ax.set_title(f"Reliability (ECE {_fmt(report['calibration'].get('ece'))})")
-    plots["reliability"] = _svg(fig)
+    plots["reliability"] = figure_svg(fig)
 
     matrix = report.get("agreement", {}).get("confusion_matrix")
     if matrix:
@@ -162,7 +153,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
         ax.set_xlabel("judge (rounded)")
         ax.set_ylabel("human")
         ax.set_title("Confusion matrix")
-        plots["confusion"] = _svg(fig)
+        plots["confusion"] = figure_svg(fig)
 
     sweep = report.get("agreement", {}).get("threshold_sweep", [])
     if sweep:
@@ -174,7 +165,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
         ax.set_xlabel("threshold")
         ax.legend(fontsize=7)
         ax.set_title("Threshold sensitivity")
-        plots["threshold"] = _svg(fig)
+        plots["threshold"] = figure_svg(fig)
 
     probes = report.get("probes") or {}
     if probes:
@@ -185,7 +176,7 @@ def _plots(report: dict[str, Any]) -> dict[str, str]:
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("mean score")
         ax.set_title("Cheap-answer probes (red: flagged)")
-        plots["probes"] = _svg(fig)
+        plots["probes"] = figure_svg(fig)
     return plots
 
 
