@@ -30,6 +30,11 @@ __all__ = ["WorkerPool"]
 
 LOAD_TIMEOUT = 120.0
 GRACE = 2.0
+# What the host keeps of a reply, whatever the worker sent (it cuts to the same).
+MAX_STDOUT = 8 * 1024 + 100
+MAX_DETAILS = 4 * 1024 + 100
+MAX_DURATION_NS = 10**15  # about 11 days: beyond any time limit
+MAX_REWARD = 1e300  # past this an int is not a float (and the worker sends floats)
 _ids = itertools.count(1)
 
 
@@ -404,6 +409,7 @@ class WorkerPool:
                     and type(reward) is float
                     and type(duration) is int
                     and reward - reward == 0.0
+                    and 0 <= duration <= MAX_DURATION_NS
                 ):
                     # The common case, inline: a finite reward (x - x is nan for inf and nan).
                     outcomes[indices[answered + k]] = _new_outcome(
@@ -411,7 +417,7 @@ class WorkerPool:
                     )
                     continue
                 outcomes[indices[answered + k]] = _outcome(reward, duration, extra)
-                if extra is not None and extra.get("recycle"):
+                if extra is not None and extra.get("recycle") is not None:
                     recycle = True
             answered += count
             slot.served += count
@@ -557,24 +563,45 @@ _data = operator.attrgetter("data")
 _new_outcome = tuple.__new__  # skips NamedTuple's keyword handling: one outcome per sample
 
 
+def _text(value: Any, limit: int) -> str:
+    """A string field of a reply, cut here too: the worker is untrusted."""
+    if type(value) is not str:
+        return ""
+    if len(value) <= limit:
+        return value
+    return value[:limit] + f"\n... [{len(value) - limit} more characters dropped by the host]"
+
+
+def _invalid(why: str, seconds: float = 0.0) -> PythonOutcome:
+    return PythonOutcome(
+        error="runtime",
+        error_type="InvalidReply",
+        details=f"the sandbox sent an invalid reply for this sample: {why}",
+        duration=seconds,
+    )
+
+
 def _outcome(reward: Any, duration: Any, extra: dict[str, Any] | None) -> PythonOutcome:
-    seconds = duration / 1e9 if type(duration) is int else 0.0  # the worker reports nanoseconds
+    """One sample's reply, checked field by field; a bad one fails that sample alone."""
+    if type(duration) is not int or not 0 <= duration <= MAX_DURATION_NS:
+        return _invalid(f"duration {str(duration)[:40]!r} is not a count of nanoseconds")
+    seconds = duration / 1e9  # the worker reports nanoseconds
     if extra is None and type(reward) is float and math.isfinite(reward):  # the common case
         return _new_outcome(PythonOutcome, (reward, None, None, None, "", seconds))
     extra = extra or {}
-    stdout = str(extra.get("stdout") or "")
+    stdout = _text(extra.get("stdout"), MAX_STDOUT)
     kind = extra.get("error")
-    if kind is None and type(reward) in (float, int) and math.isfinite(reward):
-        return PythonOutcome(reward=float(reward), stdout=stdout, duration=seconds)
     if kind is None:
-        kind, extra = (
-            "runtime",
-            {"error_type": "InvalidReply", "details": f"the worker sent reward {reward!r}"},
-        )
+        if reward is None or type(reward) not in (float, int) or abs(reward) > MAX_REWARD:
+            return _invalid(f"reward {str(reward)[:40]!r} is not a finite number", seconds)
+        reward = float(reward)
+        if not math.isfinite(reward):
+            return _invalid(f"reward {reward!r} is not finite", seconds)
+        return PythonOutcome(reward=reward, stdout=stdout, duration=seconds)
     return PythonOutcome(
         error="timeout" if kind == "timeout" else "runtime",
-        error_type=str(extra.get("error_type") or "Error"),
-        details=str(extra.get("details") or ""),
+        error_type=_text(extra.get("error_type"), 200) or "Error",
+        details=_text(extra.get("details"), MAX_DETAILS),
         stdout=stdout,
         duration=seconds,
     )
