@@ -36,7 +36,11 @@ class PythonProgram:
     digest: str
     name: str = ""
     isolation: str | None = None
-    """``worker`` or ``sample``; ``None`` leaves it to the executor."""
+    """``worker`` or ``sample`` from the grader's JSON; ``None`` leaves it to the executor."""
+    auto_isolation: str = "worker"
+    """What the source needs (:func:`rftgrade._isolation.choose_isolation`): used
+    when neither the grader's JSON nor the executor's caller chose."""
+    isolation_reason: str = ""
 
 
 class PythonCall(NamedTuple):

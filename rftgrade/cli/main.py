@@ -72,6 +72,8 @@ def validate_cmd(
     out.print(
         f"[green]✓[/] {grader}: valid {report.spec.type} grader [bold]{report.spec.name or '(unnamed)'}[/]"
     )
+    for path, (level, why) in report.isolation.items():
+        out.print(f"  isolation of {path or 'the grader'}: {level} ({why})", highlight=False)
 
 
 def _load(grader: Path, sandbox: SandboxOption) -> Grader:
