@@ -113,9 +113,16 @@ class PythonExecutor(Protocol):
     isolated: bool
 
     async def run(
-        self, program: PythonProgram, calls: Sequence[PythonCall], *, timeout: float | None = None
+        self,
+        program: PythonProgram,
+        calls: Sequence[PythonCall],
+        *,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
     ) -> list[PythonOutcome]:
-        """Grade every call; the result list matches ``calls`` one to one."""
+        """Grade every call; the result list matches ``calls`` one to one. ``timeout``
+        bounds each call; ``batch_timeout`` all of them together (calls still
+        unanswered then fail as timeouts)."""
         ...
 
     async def aclose(self) -> None:

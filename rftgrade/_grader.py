@@ -157,6 +157,7 @@ class Grader:
         judge: JudgeExecutor | None = None,
         embedder: Embedder | None = None,
         python_timeout: float | None = None,
+        python_batch_timeout: float | None = None,
         max_sample_chars: int = DEFAULT_MAX_SAMPLE_CHARS,
     ) -> None:
         self.spec: AnyGrader = load_spec(source)
@@ -169,7 +170,13 @@ class Grader:
                 raise GraderValidationError(problems)
         self.id = grader_id(self.spec)
         self.max_sample_chars = max_sample_chars
-        self.runtime = Runtime(python=python, judge=judge, embedder=embedder, python_timeout=python_timeout)
+        self.runtime = Runtime(
+            python=python,
+            judge=judge,
+            embedder=embedder,
+            python_timeout=python_timeout,
+            python_batch_timeout=python_batch_timeout,
+        )
 
     @property
     def name(self) -> str:

@@ -31,6 +31,9 @@ class GraderRegistry:
         python: an executor to use instead of building one from ``sandbox``.
         judge: a judge executor to use instead of the default :class:`~rftgrade.judge.BatchScorer`.
         python_timeout: seconds per python sample (default: the sandbox's limit).
+        python_batch_timeout: seconds for all python samples of one grading call
+            together (a server request, or one chunk of a streamed one); samples
+            still unanswered then fail with ``unresponsive_reward_error``.
     """
 
     def __init__(
@@ -40,12 +43,14 @@ class GraderRegistry:
         python: PythonExecutor | None = None,
         judge: JudgeExecutor | None = None,
         python_timeout: float | None = None,
+        python_batch_timeout: float | None = None,
         max_graders: int = 256,
     ) -> None:
         self.sandbox = sandbox
         self._python = python
         self._judge = judge
         self.python_timeout = python_timeout
+        self.python_batch_timeout = python_batch_timeout
         self.max_graders = max_graders
         self._by_id: dict[str, Grader] = {}
         self._names: dict[str, str] = {}
@@ -88,7 +93,13 @@ class GraderRegistry:
                 if any(isinstance(p, (ScoreModelGrader, LabelModelGrader)) for p in parts)
                 else None
             )
-            existing = Grader(spec, python=python, judge=judge, python_timeout=self.python_timeout)
+            existing = Grader(
+                spec,
+                python=python,
+                judge=judge,
+                python_timeout=self.python_timeout,
+                python_batch_timeout=self.python_batch_timeout,
+            )
             with self._lock:
                 if len(self._by_id) >= self.max_graders and gid not in self._by_id:
                     raise GraderValidationError(

@@ -161,7 +161,12 @@ class CompiledPython(CompiledGrader):
             ]
         start = time.perf_counter()
         try:
-            outcomes = await executor.run(self.program, calls, timeout=runtime.python_timeout)
+            outcomes = await executor.run(
+                self.program,
+                calls,
+                timeout=runtime.python_timeout,
+                batch_timeout=runtime.python_batch_timeout,
+            )
         except Exception as exc:  # an executor bug must not sink the batch
             elapsed = time.perf_counter() - start
             outcomes = [

@@ -27,6 +27,9 @@ def serve_cmd(
     max_inflight_rows: Annotated[
         int, typer.Option(help="Rows graded at once before new requests get 429.")
     ] = 200_000,
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's python samples may take together (0: no bound).")
+    ] = 600.0,
 ) -> None:
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
@@ -45,6 +48,7 @@ def serve_cmd(
         api_key=api_key or os.environ.get("RFTGRADE_API_KEY"),
         max_body_bytes=max_body_mb * 1024 * 1024,
         max_inflight_rows=max_inflight_rows,
+        request_timeout=request_timeout or None,
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         typer.echo(

@@ -90,7 +90,12 @@ class SandboxExecutor:
             return pool
 
     async def run(
-        self, program: PythonProgram, calls: Sequence[PythonCall], *, timeout: float | None = None
+        self,
+        program: PythonProgram,
+        calls: Sequence[PythonCall],
+        *,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
     ) -> list[PythonOutcome]:
         if len(program.source.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
             return [
@@ -102,7 +107,7 @@ class SandboxExecutor:
                 for _ in calls
             ]
         pool = await self.pool(program)
-        return await pool.run(calls, timeout)
+        return await pool.run(calls, timeout, batch_timeout)
 
     def stats(self) -> list[dict[str, Any]]:
         return [pool.snapshot() for pool in self._pools.values()]

@@ -189,9 +189,15 @@ class WorkerPool:
         await slot.channel.kill()
 
     # -- grading ---------------------------------------------------------------
-    async def run(self, calls: Sequence[PythonCall], timeout: float | None = None) -> list[PythonOutcome]:
-        """Grade ``calls``; one outcome each, in order. Never raises for a bad sample."""
+    async def run(
+        self, calls: Sequence[PythonCall], timeout: float | None = None, batch_timeout: float | None = None
+    ) -> list[PythonOutcome]:
+        """Grade ``calls``; one outcome each, in order. Never raises for a bad sample.
+
+        Past ``batch_timeout`` seconds the samples not yet answered fail as timeouts
+        (``unresponsive_reward_error``) and the workers grading them are replaced."""
         limit = float(timeout or self.limits.timeout)
+        deadline = time.monotonic() + batch_timeout if batch_timeout else math.inf
         outcomes: list[PythonOutcome | None] = [None] * len(calls)
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
@@ -199,7 +205,7 @@ class WorkerPool:
         for start, stop in chunk_bounds(len(calls), self.size, self.chunk_size):
             queue.put_nowait(_Chunk(list(range(start, stop)), careful=False))
         runners = [
-            asyncio.create_task(self._runner(queue, calls, outcomes, limit))
+            asyncio.create_task(self._runner(queue, calls, outcomes, limit, deadline))
             for _ in range(min(self.size, queue.qsize()))
         ]
         try:
@@ -208,12 +214,14 @@ class WorkerPool:
             for task in runners:
                 task.cancel()
         self.stats.samples += len(calls)
-        return [
-            o
-            if o is not None
-            else PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
-            for o in outcomes
-        ]
+        lost = PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
+        if time.monotonic() >= deadline:
+            lost = PythonOutcome(
+                error="timeout",
+                error_type="BatchTimeout",
+                details=f"the batch's time limit ({batch_timeout:g}s) passed before this sample was answered",
+            )
+        return [o if o is not None else lost for o in outcomes]
 
     def _failed_load(self) -> PythonOutcome:
         failure = self._load_failure
@@ -226,8 +234,9 @@ class WorkerPool:
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
+        deadline: float,
     ) -> None:
-        while not queue.empty():
+        while not queue.empty() and time.monotonic() < deadline:
             chunk = queue.get_nowait()
             self._waiting += 1
             try:
@@ -236,6 +245,9 @@ class WorkerPool:
                 self._waiting -= 1
             slot: _Token = None
             try:
+                if time.monotonic() >= deadline:  # waited past the batch's time: hand the token back
+                    slot = token
+                    continue
                 if isinstance(token, _Slot):
                     slot = token
                 else:
@@ -256,7 +268,7 @@ class WorkerPool:
                             )
                         slot = None
                         continue
-                slot, leftover = await self._serve(slot, chunk, queue, calls, outcomes, limit)
+                slot, leftover = await self._serve(slot, chunk, queue, calls, outcomes, limit, deadline)
                 for item in leftover:
                     queue.put_nowait(item)
             finally:
@@ -275,6 +287,7 @@ class WorkerPool:
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
+        deadline: float,
     ) -> tuple[_Token, list[_Chunk]]:
         """Grade ``chunk`` on ``slot``, and while the worker grades it, send it the
         batch's next chunk: the worker then starts on it at once instead of waiting
@@ -298,7 +311,7 @@ class WorkerPool:
             if request_id is None:
                 state, leftover = _DEAD, [chunk]
             else:
-                state, leftover = await self._collect(slot, chunk, request_id, outcomes, limit)
+                state, leftover = await self._collect(slot, chunk, request_id, outcomes, limit, deadline)
                 if state is _LIVE:
                     self._start_successor(slot)
             if ahead is not None and ahead_sending is not None:
@@ -387,17 +400,23 @@ class WorkerPool:
         request_id: int,
         outcomes: list[PythonOutcome | None],
         limit: float,
+        deadline: float,
     ) -> tuple[object, list[_Chunk]]:
         """Read a chunk's answers: (worker state, chunks to queue again)."""
         indices = chunk.indices
         answered = 0
         while answered < len(indices):
             started = time.perf_counter()
+            wait = min(limit + GRACE, deadline - time.monotonic())
             try:
-                async with asyncio.timeout(limit + GRACE):
+                async with asyncio.timeout(max(wait, 0.0)):
                     frame = await slot.channel.recv(None)
                 rewards, durations, extras = _parse_results(frame, request_id, answered)
             except (TimeoutError, ChannelClosed) as exc:
+                if time.monotonic() >= deadline:
+                    # The batch's time is up: the rest stay unanswered (run() flags
+                    # them) and this worker, still grading, is replaced.
+                    return _DEAD, []
                 return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started)
             recycle = False
             count = min(len(rewards), len(indices) - answered)

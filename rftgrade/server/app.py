@@ -66,6 +66,9 @@ class ServerConfig:
     max_rows_per_request: int = 100_000
     stream_chunk: int = 512
     retry_after_seconds: int = 2
+    request_timeout: float | None = 600.0
+    """Seconds a request's python samples may take together (a streamed request: each
+    chunk); the rest then fail with ``unresponsive_reward_error``. ``None``: no bound."""
 
 
 class _Admission:
@@ -326,6 +329,8 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
     """Build the ASGI app. Graders in ``config.graders`` are compiled before it serves."""
     config = config or ServerConfig()
     registry = registry or GraderRegistry(sandbox=config.sandbox)
+    if registry.python_batch_timeout is None:  # the server's bound, unless its registry has one
+        registry.python_batch_timeout = config.request_timeout
     metrics = ServerMetrics(registry.stats)
     admission = _Admission(config.max_inflight_rows, metrics)
     for name, path in config.graders.items():

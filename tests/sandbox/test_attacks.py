@@ -358,3 +358,24 @@ def test_a_sample_leaves_nothing_behind(grader: Grader) -> None:
     files = executor.isolation == "sample"
     results = state.run_batch([("a", {"plant": True})] + [("b", {"files": files})] * 3)
     assert [r.reward for r in results] == [0.0, 1.0, 1.0, 1.0], [r.to_dict() for r in results]
+
+
+SLOW_SOURCE = "import time\ndef grade(sample, item):\n    time.sleep(1.5)\n    return 1.0\n"
+
+
+def test_a_batch_deadline_flags_what_is_left(grader: Grader) -> None:
+    """Class 7: samples just under the per-sample limit (2 s) do not add up past the batch's."""
+    executor = grader.runtime.python
+    slow = Grader(
+        {"type": "python", "name": "slow", "source": SLOW_SOURCE}, python=executor, python_batch_timeout=4.0
+    )
+    start = time.monotonic()
+    results = slow.run_batch([("a", {})] * 12)  # 2 workers x 6 x 1.5 s = 9 s without the deadline
+    elapsed = time.monotonic() - start
+    done = [r for r in results if r.reward == 1.0]
+    late = [r for r in results if r.errors.unresponsive_reward_error]
+    assert len(done) + len(late) == 12 and 2 <= len(done) <= 8 and late, [r.to_dict() for r in results]
+    assert "batch's time limit (4s)" in (late[0].errors.python_grader_runtime_error_details or "")
+    assert elapsed < 4.0 + 2.5, elapsed  # the deadline, plus replacing the workers still grading
+    # The pool then grades normally.
+    assert [r.reward for r in grader.run_batch([("ok", {"answer": "ok"})])] == [1.0]
