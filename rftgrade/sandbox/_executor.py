@@ -70,6 +70,10 @@ class SandboxExecutor:
         return self.isolation_for(program)[0]
 
     async def pool(self, program: PythonProgram) -> WorkerPool:
+        """The warm pool for ``program`` (started on first use)."""
+        return await self._pool(program, use=False)
+
+    async def _pool(self, program: PythonProgram, *, use: bool) -> WorkerPool:
         key = (program.digest, self._isolation_for(program))
         async with self._lock:
             pool = self._pools.get(key)
@@ -85,8 +89,14 @@ class SandboxExecutor:
                 self._pools[key] = pool
                 while len(self._pools) > self.max_pools:
                     _, old = self._pools.popitem(last=False)
-                    await old.aclose()
+                    # A batch still running on it closes it when it ends: closed
+                    # now, its workers would be killed (or orphaned) under it.
+                    old.evicted = True
+                    if old.batches == 0:
+                        await old.aclose()
             self._pools.move_to_end(key)
+            if use:
+                pool.batches += 1  # under the lock: it cannot be evicted and closed in between
             return pool
 
     async def run(
@@ -106,8 +116,13 @@ class SandboxExecutor:
                 )
                 for _ in calls
             ]
-        pool = await self.pool(program)
-        return await pool.run(calls, timeout, batch_timeout)
+        pool = await self._pool(program, use=True)
+        try:
+            return await pool.run(calls, timeout, batch_timeout)
+        finally:
+            pool.batches -= 1
+            if pool.evicted and pool.batches == 0:
+                await pool.aclose()
 
     def stats(self) -> list[dict[str, Any]]:
         return [pool.snapshot() for pool in self._pools.values()]

@@ -130,6 +130,9 @@ class WorkerPool:
         self.recycle_after = recycle_after
         self.chunk_size = chunk_size
         self.stats = _Stats()
+        self.batches = 0
+        """Batches running on this pool (its executor closes an evicted pool when none is)."""
+        self.evicted = False
         # A token per worker: a live slot, None (start one when needed), or the task
         # starting the replacement of a worker recycled after `recycle_after` samples.
         self._idle: asyncio.Queue[_Token] = asyncio.Queue()
