@@ -28,7 +28,9 @@ def test_an_evicted_pool_finishes_its_batch(engine: str) -> None:
     require_or_skip(backend_class(engine).unavailable_reason() is None, f"the {engine} sandbox")
 
     async def main() -> None:
-        executor = SandboxExecutor(engine, workers=1, max_pools=1, isolation="worker", limits=Limits(timeout=5.0))
+        executor = SandboxExecutor(
+            engine, workers=1, max_pools=1, isolation="worker", limits=Limits(timeout=5.0)
+        )
         try:
             await executor.run(SLOW, [PythonCall("a", {})])  # warm, so the batch below is mid-run
             slow = asyncio.ensure_future(executor.run(SLOW, [PythonCall(f"s{i}", {}) for i in range(4)]))
