@@ -85,6 +85,8 @@ class GraderRegistry:
         gid = grader_id(spec)
         with self._lock:
             existing = self._by_id.get(gid)
+            if existing is not None:
+                self._touch(gid)
         if existing is None:
             parts = grader_parts(spec)
             python = self.python_executor() if any(isinstance(p, PythonGrader) for p in parts) else None
@@ -101,12 +103,12 @@ class GraderRegistry:
                 python_batch_timeout=self.python_batch_timeout,
             )
             with self._lock:
-                if len(self._by_id) >= self.max_graders and gid not in self._by_id:
+                if len(self._by_id) >= self.max_graders and gid not in self._by_id and not self._evict_one():
                     raise GraderValidationError(
                         [
                             Problem(
                                 "",
-                                f"the registry holds {self.max_graders} graders; restart or raise the limit",
+                                f"the registry holds {self.max_graders} named graders; restart or raise the limit",
                             )
                         ]
                     )
@@ -125,9 +127,26 @@ class GraderRegistry:
         with self._lock:
             gid = self._names.get(ref, ref)
             grader = self._by_id.get(gid)
+            if grader is not None:
+                self._touch(gid)
         if grader is None:
             raise UnknownGraderError(ref)
         return grader
+
+    def _touch(self, gid: str) -> None:
+        """Mark ``gid`` used (dicts keep insertion order: the first is the least recent)."""
+        self._by_id[gid] = self._by_id.pop(gid)
+
+    def _evict_one(self) -> bool:
+        """Drop the least recently used grader that no name refers to (an inline
+        grader of some request): its sandbox pool stays with the executor, which
+        closes idle pools by its own LRU. False when every grader is named."""
+        named = set(self._names.values())
+        for gid in self._by_id:
+            if gid not in named:
+                del self._by_id[gid]
+                return True
+        return False
 
     def names(self) -> dict[str, str]:
         with self._lock:
