@@ -3,6 +3,9 @@ past the registry's limit evict idle ones instead of being refused."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import httpx
 
 from rftgrade._registry import GraderRegistry
@@ -35,3 +38,33 @@ def test_inline_graders_past_the_limit_evict_the_least_recently_used() -> None:
             response = httpx.post(base + "/v1/fine_tuning/alpha/graders/run", json=body)
             assert response.status_code == 200 and response.json()["reward"] == 1.0, response.text
         assert len(registry.graders()) == 3
+
+
+def test_half_open_connections_do_not_starve_an_honest_request() -> None:
+    registry = GraderRegistry(sandbox="process")
+    with running_server(ServerConfig(), registry, header_timeout=2.0, max_connections=50) as base:
+        port = int(base.rsplit(":", 1)[1])
+        half_open = []
+        for _ in range(120):  # more than the cap: each sends part of a request line, then nothing
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /v1/grade HTTP/1.1\r\nHost: x\r\n")
+            half_open.append(sock)
+        start = time.monotonic()
+        body = {"grader": string_check(reference="a"), "model_sample": "a", "item": {}}
+        response = httpx.post(base + "/v1/fine_tuning/alpha/graders/run", json=body, timeout=10)
+        assert response.status_code == 200 and response.json()["reward"] == 1.0
+        assert time.monotonic() - start < 2.0
+        # The header timeout closes the rest.
+        time.sleep(2.5)
+        closed = 0
+        for sock in half_open:
+            sock.settimeout(0.5)
+            try:
+                closed += sock.recv(1) == b""
+            except ConnectionResetError:
+                closed += 1
+            except TimeoutError:
+                pass
+            finally:
+                sock.close()
+        assert closed == len(half_open), closed
