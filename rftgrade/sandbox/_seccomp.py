@@ -74,6 +74,10 @@ def seccomp_bpf_fd() -> int:
     for flag in _NS_FLAGS:
         flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    # bwrap has no cgroup: memfd pages are counted by no rlimit (RLIMIT_AS only
+    # when mapped), so memfds could hold any amount of host memory. Docker's
+    # cgroup counts them, so its profile keeps memfd_create.
+    flt.add_rule(deny, "memfd_create")
     for request in (0x5412, 0x541C):  # TIOCSTI, TIOCLINUX
         flt.add_rule(deny, "ioctl", sc.Arg(1, sc.EQ, request))
     handle = tempfile.TemporaryFile()

@@ -128,6 +128,23 @@ def grade(sample, item):
             except OSError:
                 pass
         os._exit(0)
+    if attack == "write_root":  # class 5: the sandbox's / is read-only
+        open("/pwned", "w").write("x")
+        return 1.0
+    if attack == "fill_shm":  # class 5: /dev/shm is sized
+        for n in range(4):
+            with open(f"/dev/shm/fill{n}", "wb") as fh:
+                for _ in range(12):
+                    fh.write(b"x" * (1 << 22))
+        return 1.0
+    if attack == "memfd_hoard":  # class 5: memfds past the memory limit (not mapped: no RLIMIT_AS)
+        fds = []
+        for _ in range(25):
+            fd = os.memfd_create("hoard")
+            for _ in range(8):
+                os.write(fd, b"x" * (1 << 22))
+            fds.append(fd)
+        return 1.0
     raise ValueError(attack)
 """
 
@@ -158,6 +175,9 @@ ATTACKS = [
     "pidfd_getfd",
     "process_vm_readv",
     "bad_reply",
+    "write_root",
+    "fill_shm",
+    "memfd_hoard",
 ]
 
 
