@@ -663,7 +663,8 @@ def _checked_child_reply(frame: bytes, elapsed: int) -> dict[str, Any]:
     return result
 
 
-MAX_CHILD_REPLY = 4 + 8 * (MAX_STDOUT + MAX_DETAILS) + 4096  # what _call writes, JSON-escaped
+# What _call writes, JSON-escaped: up to 12 bytes a character (an astral one).
+MAX_CHILD_REPLY = 4 + 12 * (MAX_STDOUT + MAX_DETAILS) + 4096
 
 
 class SharedItems:
