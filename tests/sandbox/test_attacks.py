@@ -181,14 +181,43 @@ ATTACKS = [
 ]
 
 
+def _ours(pid: int, parents: dict[int, int], started: dict[int, int]) -> bool:
+    """Started by this test process (a descendant), or orphaned since it began: other
+    test runs on this machine use the same sandbox uid."""
+    me, mine_started = os.getpid(), started.get(os.getpid(), 0)
+    seen = set()
+    while pid not in seen and pid > 1:
+        seen.add(pid)
+        if pid == me:
+            return True
+        parent = parents.get(pid, 0)
+        if parent == 1:
+            return started.get(pid, 0) >= mine_started
+        pid = parent
+    return False
+
+
 def _sandbox_processes() -> list[str]:
-    """Live processes of the sandbox uid, after up to 3 s for the ones being killed
-    (an exited bwrap is a zombie until the host's init reaps it: not running)."""
+    """Live processes of the sandbox uid that are this run's, after up to 3 s for the
+    ones being killed (an exited bwrap is a zombie until reaped: not running)."""
     deadline = time.monotonic() + 3.0
     while True:
-        out = subprocess.run(["ps", "-o", "stat=,pid=,args=", "-u", "65534"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["ps", "-e", "-o", "pid=,ppid=,uid=,stat=,args="], capture_output=True, text=True
+        )
+        rows = [line.split(None, 4) for line in out.stdout.splitlines() if line.strip()]
+        parents = {int(r[0]): int(r[1]) for r in rows}
+        started = {}
+        for pid in parents:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    started[pid] = int(fh.read().rsplit(")", 1)[1].split()[19])
+            except (OSError, IndexError, ValueError):
+                started[pid] = 0
         live = [
-            line for line in out.stdout.splitlines() if line.strip() and not line.lstrip().startswith("Z")
+            " ".join(r)
+            for r in rows
+            if r[2] == "65534" and not r[3].startswith("Z") and _ours(int(r[0]), parents, started)
         ]
         if not live or time.monotonic() > deadline:
             return live
