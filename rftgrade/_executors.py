@@ -36,7 +36,11 @@ class PythonProgram:
     digest: str
     name: str = ""
     isolation: str | None = None
-    """``worker`` or ``sample``; ``None`` leaves it to the executor."""
+    """``worker`` or ``sample`` from the grader's JSON; ``None`` leaves it to the executor."""
+    auto_isolation: str = "worker"
+    """What the source needs (:func:`rftgrade._isolation.choose_isolation`): used
+    when neither the grader's JSON nor the executor's caller chose."""
+    isolation_reason: str = ""
 
 
 class PythonCall(NamedTuple):
@@ -109,9 +113,16 @@ class PythonExecutor(Protocol):
     isolated: bool
 
     async def run(
-        self, program: PythonProgram, calls: Sequence[PythonCall], *, timeout: float | None = None
+        self,
+        program: PythonProgram,
+        calls: Sequence[PythonCall],
+        *,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
     ) -> list[PythonOutcome]:
-        """Grade every call; the result list matches ``calls`` one to one."""
+        """Grade every call; the result list matches ``calls`` one to one. ``timeout``
+        bounds each call; ``batch_timeout`` all of them together (calls still
+        unanswered then fail as timeouts)."""
         ...
 
     async def aclose(self) -> None:

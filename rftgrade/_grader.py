@@ -15,7 +15,7 @@ from typing import Any
 from rftgrade._columns import Columns
 from rftgrade._embeddings import Embedder
 from rftgrade._exceptions import GraderValidationError, Problem
-from rftgrade._executors import JudgeExecutor, PythonCalls, PythonExecutor
+from rftgrade._executors import JudgeExecutor, PythonCalls, PythonExecutor, PythonProgram
 from rftgrade._gc import gc_paused
 from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
 from rftgrade._graders.python import CompiledPython
@@ -43,10 +43,19 @@ def grader_id(spec: AnyGrader) -> str:
 class ValidationReport:
     """What :func:`validate` found: problems (invalid) and warnings (valid but suspicious)."""
 
-    def __init__(self, spec: AnyGrader | None, problems: list[Problem], warnings: list[str]) -> None:
+    def __init__(
+        self,
+        spec: AnyGrader | None,
+        problems: list[Problem],
+        warnings: list[str],
+        isolation: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.spec = spec
         self.problems = problems
         self.warnings = warnings
+        self.isolation = isolation or {}
+        """Each python grader's path (``""`` for the root) -> (isolation, why), as a
+        sandbox executor left at its default would run it."""
 
     @property
     def ok(self) -> bool:
@@ -72,7 +81,21 @@ def validate(source: GraderLike, *, judge: JudgeExecutor | None = None) -> Valid
         compiled = None
     if judge is not None and compiled is not None:
         problems += _model_problems(compiled, judge, "")
-    return ValidationReport(spec, problems, [])
+    isolation = _isolation_choices(compiled, "") if compiled is not None else {}
+    return ValidationReport(spec, problems, [], isolation)
+
+
+def _isolation_choices(compiled: CompiledGrader, path: str) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    program = getattr(compiled, "program", None)
+    if isinstance(program, PythonProgram):
+        if program.isolation is not None:
+            out[path] = (program.isolation, "the grader's JSON says so")
+        else:
+            out[path] = (program.auto_isolation, program.isolation_reason)
+    for key, sub in compiled.sub_graders().items():
+        out.update(_isolation_choices(sub, f"{path}.graders.{key}" if path else f"graders.{key}"))
+    return out
 
 
 def _model_problems(compiled: CompiledGrader, judge: JudgeExecutor, path: str) -> list[Problem]:
@@ -141,6 +164,7 @@ class Grader:
         judge: JudgeExecutor | None = None,
         embedder: Embedder | None = None,
         python_timeout: float | None = None,
+        python_batch_timeout: float | None = None,
         max_sample_chars: int = DEFAULT_MAX_SAMPLE_CHARS,
     ) -> None:
         self.spec: AnyGrader = load_spec(source)
@@ -153,7 +177,13 @@ class Grader:
                 raise GraderValidationError(problems)
         self.id = grader_id(self.spec)
         self.max_sample_chars = max_sample_chars
-        self.runtime = Runtime(python=python, judge=judge, embedder=embedder, python_timeout=python_timeout)
+        self.runtime = Runtime(
+            python=python,
+            judge=judge,
+            embedder=embedder,
+            python_timeout=python_timeout,
+            python_batch_timeout=python_batch_timeout,
+        )
 
     @property
     def name(self) -> str:

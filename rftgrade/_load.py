@@ -51,6 +51,18 @@ def load_spec(source: GraderLike) -> AnyGrader:
     if isinstance(source, BaseModel) and type(source).__module__.startswith("rftgrade"):
         return source  # type: ignore[return-value]
     data = read_grader_data(source)
+    surrogate = _lone_surrogate(data, "")
+    if surrogate is not None:
+        raise GraderValidationError(
+            [
+                Problem(
+                    surrogate,
+                    "holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text: "
+                    "encode the string as valid UTF-8",
+                    "schema",
+                )
+            ]
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", DeprecationWarning)
@@ -61,6 +73,30 @@ def load_spec(source: GraderLike) -> AnyGrader:
     if unknown:
         raise GraderValidationError(unknown)
     return spec
+
+
+def _lone_surrogate(data: Any, path: str) -> str | None:
+    """The JSON path of the first string (key or value) that is not valid Unicode text."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "<root>"
+        return None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _lone_surrogate(key, sub) is not None:
+                return sub
+            found = _lone_surrogate(value, sub)
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _lone_surrogate(value, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def grader_to_dict(spec: AnyGrader) -> dict[str, Any]:

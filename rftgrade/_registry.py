@@ -31,6 +31,9 @@ class GraderRegistry:
         python: an executor to use instead of building one from ``sandbox``.
         judge: a judge executor to use instead of the default :class:`~rftgrade.judge.BatchScorer`.
         python_timeout: seconds per python sample (default: the sandbox's limit).
+        python_batch_timeout: seconds for all python samples of one grading call
+            together (a server request, or one chunk of a streamed one); samples
+            still unanswered then fail with ``unresponsive_reward_error``.
     """
 
     def __init__(
@@ -40,12 +43,14 @@ class GraderRegistry:
         python: PythonExecutor | None = None,
         judge: JudgeExecutor | None = None,
         python_timeout: float | None = None,
+        python_batch_timeout: float | None = None,
         max_graders: int = 256,
     ) -> None:
         self.sandbox = sandbox
         self._python = python
         self._judge = judge
         self.python_timeout = python_timeout
+        self.python_batch_timeout = python_batch_timeout
         self.max_graders = max_graders
         self._by_id: dict[str, Grader] = {}
         self._names: dict[str, str] = {}
@@ -80,6 +85,8 @@ class GraderRegistry:
         gid = grader_id(spec)
         with self._lock:
             existing = self._by_id.get(gid)
+            if existing is not None:
+                self._touch(gid)
         if existing is None:
             parts = grader_parts(spec)
             python = self.python_executor() if any(isinstance(p, PythonGrader) for p in parts) else None
@@ -88,14 +95,20 @@ class GraderRegistry:
                 if any(isinstance(p, (ScoreModelGrader, LabelModelGrader)) for p in parts)
                 else None
             )
-            existing = Grader(spec, python=python, judge=judge, python_timeout=self.python_timeout)
+            existing = Grader(
+                spec,
+                python=python,
+                judge=judge,
+                python_timeout=self.python_timeout,
+                python_batch_timeout=self.python_batch_timeout,
+            )
             with self._lock:
-                if len(self._by_id) >= self.max_graders and gid not in self._by_id:
+                if len(self._by_id) >= self.max_graders and gid not in self._by_id and not self._evict_one():
                     raise GraderValidationError(
                         [
                             Problem(
                                 "",
-                                f"the registry holds {self.max_graders} graders; restart or raise the limit",
+                                f"the registry holds {self.max_graders} named graders; restart or raise the limit",
                             )
                         ]
                     )
@@ -114,9 +127,26 @@ class GraderRegistry:
         with self._lock:
             gid = self._names.get(ref, ref)
             grader = self._by_id.get(gid)
+            if grader is not None:
+                self._touch(gid)
         if grader is None:
             raise UnknownGraderError(ref)
         return grader
+
+    def _touch(self, gid: str) -> None:
+        """Mark ``gid`` used (dicts keep insertion order: the first is the least recent)."""
+        self._by_id[gid] = self._by_id.pop(gid)
+
+    def _evict_one(self) -> bool:
+        """Drop the least recently used grader that no name refers to (an inline
+        grader of some request): its sandbox pool stays with the executor, which
+        closes idle pools by its own LRU. False when every grader is named."""
+        named = set(self._names.values())
+        for gid in self._by_id:
+            if gid not in named:
+                del self._by_id[gid]
+                return True
+        return False
 
     def names(self) -> dict[str, str]:
         with self._lock:

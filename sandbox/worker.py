@@ -5,12 +5,12 @@ a bubblewrap namespace, or a plain process) and talks to the host over a framed
 protocol on its original stdout/stdin: each frame is a 4-byte big-endian length
 followed by that many bytes: UTF-8 JSON, or (host to worker only, once the
 worker has said which marshal version it reads) ``b"M"`` plus :mod:`marshal`
-data. Protocol version 4:
+data. Protocol version 5 (v5: the worker is not dumpable and a forked sample gets a fresh /tmp; the frames are v4's):
 
-    host -> {"op": "load", "v": 4, "source": str, "isolation": "worker"|"sample",
+    host -> {"op": "load", "v": 5, "source": str, "isolation": "worker"|"sample",
              "limits": {...}, "own_pid_namespace": bool}
-    worker -> {"op": "loaded", "v": 4, "marshal": int, "ok": true}
-              | {"op": "loaded", "v": 4, "ok": false, "error": {...}}
+    worker -> {"op": "loaded", "v": 5, "marshal": int, "ok": true}
+              | {"op": "loaded", "v": 5, "ok": false, "error": {...}}
     host -> {"op": "grade", "id": int, "timeout": float, "samples": [...], "items": [...],
              "careful": bool}
             (instead of "items", "items_json": the items as the text of one JSON
@@ -57,7 +57,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 MAX_STDOUT = 8 * 1024
 MAX_DETAILS = 4 * 1024
 FLUSH_SECONDS = 0.05
@@ -112,7 +112,9 @@ class _Channel:
 
 
 def _frame(message: dict[str, Any]) -> bytes:
-    data = json.dumps(message, allow_nan=False).encode("utf-8", "surrogatepass")
+    # A lone surrogate (a grader may print one) becomes "?": the host's parser takes
+    # only valid UTF-8 JSON.
+    data = json.dumps(message, allow_nan=False, ensure_ascii=False).encode("utf-8", "replace")
     return _HEADER.pack(len(data)) + data
 
 
@@ -246,6 +248,7 @@ class Worker:
         self.in_child = False
         os.register_at_fork(after_in_child=self._after_fork, after_in_parent=self._forked)
         self.spawned_children = False
+        self.tmp_keep: set[str] | None = None
         self._capture = _BoundedCapture()
         self.timeout = 120.0
         # One watchdog timer per batch, not two setitimer calls per sample: the
@@ -335,6 +338,9 @@ class Worker:
                 }
         self.grade = grade
         self.base_threads = _thread._count()
+        # What /tmp holds once the grader is loaded (its own helper files, if any):
+        # everything else a forked sample leaves there is removed after it.
+        self.tmp_keep = _tmp_entries() if self.own_ns and self.isolation == "sample" else None
         # What the grader imported (numpy, pandas, ...) lives as long as the worker:
         # keep it out of every later collection's traversal.
         gc.collect()
@@ -433,6 +439,8 @@ class Worker:
                 buffer += chunk
                 if len(buffer) >= 4 and need == 4:
                     need = 4 + _HEADER.unpack(buffer[:4])[0]
+                    if need > MAX_CHILD_REPLY:
+                        break  # not a reply this worker wrote: the sample fails below
                 if len(buffer) >= need > 4:
                     frame = buffer[4:need]
                     break
@@ -450,10 +458,18 @@ class Worker:
         except ChildProcessError:
             pass
         self._sweep()
-        if frame is not None:
-            answer: dict[str, Any] = json.loads(frame)
-            return answer
+        if self.tmp_keep is not None:
+            _clean_tmp(self.tmp_keep)
         elapsed = time.perf_counter_ns() - start
+        if frame is not None:
+            return _checked_child_reply(frame, elapsed)
+        if need > MAX_CHILD_REPLY:
+            return {
+                "error": "runtime",
+                "error_type": "InvalidReply",
+                "details": f"the grading process sent a {need}-byte reply",
+                "duration_ns": elapsed,
+            }
         if time.monotonic() >= deadline:
             return {
                 "error": "timeout",
@@ -474,18 +490,26 @@ class Worker:
         }
 
     def _sweep(self) -> None:
-        """Kill every other process of this sandbox and reap zombies."""
-        if self.own_ns:
+        """Kill every other process of this sandbox and reap them all before the next
+        sample starts. In its own pid namespace the worker is init (pid 1), so every
+        orphan is its child: the loop ends when none is left, and a process forked
+        while the first kill went round is killed by the next."""
+        if not self.own_ns:
+            while True:  # the process backend: reap what has exited, kill nothing
+                try:
+                    pid, _ = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid == 0:
+                    return
+        while True:
             try:
                 os.kill(-1, signal.SIGKILL)  # all our uid can signal but ourselves
             except OSError:
                 pass
-        while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                os.waitpid(-1, 0)
             except ChildProcessError:
-                return
-            if pid == 0:
                 return
 
     # -- the request loop ------------------------------------------------------
@@ -572,7 +596,8 @@ class Worker:
                     extra: dict[str, Any] | None = result or None
                 else:
                     reward, duration, extra = self._grade_here(sample, item)
-                    if self.own_ns and self.spawned_children:
+                    # subprocess.Popen forks in C, past the at-fork hook: ask the kernel too.
+                    if self.own_ns and (self.spawned_children or _has_children()):
                         self._sweep()
                         self.spawned_children = False
                 dirty = not forked and count_threads() > base_threads
@@ -600,6 +625,48 @@ class Worker:
             flush(len(samples))
 
 
+def _checked_child_reply(frame: bytes, elapsed: int) -> dict[str, Any]:
+    """A forked sample's reply, rebuilt from checked fields: the child ran the
+    sample's code and may have written anything into its pipe."""
+    try:
+        with _gc_paused():
+            answer = json.loads(frame)
+    except (ValueError, RecursionError):
+        answer = None
+    if type(answer) is not dict:
+        return {
+            "error": "runtime",
+            "error_type": "InvalidReply",
+            "details": "the grading process sent no valid reply",
+            "duration_ns": elapsed,
+        }
+    duration = answer.get("duration_ns")
+    # The child's own timing of grade(), unless it is not one: then fork to reply.
+    result: dict[str, Any] = {
+        "duration_ns": duration if type(duration) is int and 0 <= duration <= elapsed else elapsed
+    }
+    reward = answer.get("reward")
+    error = answer.get("error")
+    if error in ("runtime", "timeout"):
+        result["error"] = error
+        result["error_type"] = str(answer.get("error_type") or "Error")[:200]
+        result["details"] = str(answer.get("details") or "")[-MAX_DETAILS:]
+    elif type(reward) is float and math.isfinite(reward):
+        result["reward"] = reward
+    else:
+        result.update(
+            error="runtime", error_type="InvalidReply", details="the grading process sent no reward"
+        )
+    stdout = answer.get("stdout")
+    if type(stdout) is str and stdout:
+        result["stdout"] = stdout[: MAX_STDOUT + 100]
+    return result
+
+
+# What _call writes, JSON-escaped: up to 12 bytes a character (an astral one).
+MAX_CHILD_REPLY = 4 + 12 * (MAX_STDOUT + MAX_DETAILS) + 4096
+
+
 class SharedItems:
     """Items shared by several samples of a chunk (a GRPO group's prompt), taken in
     turn: each call gets an item equal to the one the host sent, even when an
@@ -625,6 +692,52 @@ class SharedItems:
                 pass
         item = self.handed[k] = marshal.loads(marshal.dumps(self.pristine[k]))
         return item
+
+
+TMP = "/tmp"
+
+
+def _tmp_entries() -> set[str]:
+    try:
+        return set(os.listdir(TMP))
+    except OSError:
+        return set()
+
+
+def _clean_tmp(keep: set[str]) -> None:
+    """Remove what a forked sample left in /tmp (also $HOME): a planted
+    ``usercustomize.py``, ``.pth`` or ``.local`` would change every later python the
+    grader starts. Only in a sandbox of its own (``own_pid_namespace``): there /tmp
+    is the sandbox's tmpfs, never the host's."""
+    try:
+        entries = os.listdir(TMP)
+    except OSError:
+        return
+    if len(entries) == len(keep) and keep.issuperset(entries):
+        return  # the common case: one listdir per sample
+    import shutil
+
+    for name in entries:
+        if name in keep:
+            continue
+        path = os.path.join(TMP, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _has_children() -> bool:
+    """Whether any process is this one's child (or an orphan it adopted as its
+    sandbox's init); one syscall."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _apply_limits(limits: dict[str, Any]) -> None:
@@ -662,7 +775,22 @@ def _connect(path: str) -> int:
     return sock.detach()
 
 
+def _not_dumpable() -> None:
+    """prctl(PR_SET_DUMPABLE, 0): a forked sample (same uid) can then neither open
+    this process's /proc/<pid>/mem or /proc/<pid>/fd/N (the channel), nor ptrace it,
+    nor take its descriptors with pidfd_getfd or read it with process_vm_readv: all
+    of these need the target dumpable when the caller has no CAP_SYS_PTRACE.
+    Children inherit the flag; a program a sample execs is dumpable again, but it is
+    the sample's own, not the worker."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def main() -> None:
+    _not_dumpable()
     # Keep a private copy of the protocol channel, then point fd 0/1/2 away from
     # it: a grader that writes to fd 1 (print, os.write, a C library) can neither
     # forge a frame nor block the channel.

@@ -73,6 +73,8 @@ class Runtime:
     judge: JudgeExecutor | None = None
     embedder: Embedder | None = None
     python_timeout: float | None = None
+    python_batch_timeout: float | None = None
+    """Seconds for all of one call's python samples together (``None``: no bound)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -16,6 +16,7 @@ from rftgrade._exceptions import Problem
 from rftgrade._executors import PythonCalls, PythonOutcome, PythonProgram
 from rftgrade._gc import gc_paused
 from rftgrade._graders.base import CompiledGrader, Row, Runtime
+from rftgrade._isolation import choose_isolation
 from rftgrade._result import GradeResult
 from rftgrade._specs import PythonGrader
 
@@ -130,11 +131,14 @@ class CompiledPython(CompiledGrader):
         super().__init__(spec)
         digest = hashlib.sha256(spec.source.encode("utf-8", "surrogatepass")).hexdigest()
         isolation = spec.isolation
+        auto = choose_isolation(spec.source)
         self.program = PythonProgram(
             source=spec.source,
             digest=digest,
             name=spec.name,
             isolation=isolation if isinstance(isolation, str) else None,
+            auto_isolation=auto.isolation,
+            isolation_reason=auto.reason,
         )
 
     async def grade_batch(self, rows: Sequence[Row], runtime: Runtime) -> list[GradeResult]:
@@ -157,7 +161,12 @@ class CompiledPython(CompiledGrader):
             ]
         start = time.perf_counter()
         try:
-            outcomes = await executor.run(self.program, calls, timeout=runtime.python_timeout)
+            outcomes = await executor.run(
+                self.program,
+                calls,
+                timeout=runtime.python_timeout,
+                batch_timeout=runtime.python_batch_timeout,
+            )
         except Exception as exc:  # an executor bug must not sink the batch
             elapsed = time.perf_counter() - start
             outcomes = [
@@ -171,14 +180,20 @@ class CompiledPython(CompiledGrader):
             ]
         del calls
         name, kind, isolated = self.name, self.type, executor.isolated
+        # Which isolation ran this grader and why, in every result (one string for all).
+        choose = getattr(executor, "isolation_for", None)
+        label = "{} ({})".format(*choose(self.program)) if choose is not None else None
         results = []
         with gc_paused():
             for outcome in outcomes:
                 if outcome.error is None and outcome.reward is not None and not outcome.stdout and isolated:
                     # The common case in one step: a clean reward.
-                    results.append(GradeResult(outcome.reward, name, kind, None, outcome.duration))
+                    scores = {"isolation": label} if label is not None else None
+                    results.append(GradeResult(outcome.reward, name, kind, None, outcome.duration, scores))
                     continue
                 result = apply_outcome(self.new_result(), outcome)
+                if label is not None:
+                    result.scores["isolation"] = label
                 if not isolated:
                     result.scores["sandbox"] = f"{executor.name} (NOT isolated)"
                 results.append(result)

@@ -36,6 +36,9 @@ def serve_cmd(
             "common ones (<|im_end|>, <|endoftext|>, </s>, <|eot_id|>, ...).",
         ),
     ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's python samples may take together (0: no bound).")
+    ] = 600.0,
 ) -> None:
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
@@ -57,6 +60,7 @@ def serve_cmd(
         max_body_bytes=max_body_mb * 1024 * 1024,
         max_inflight_rows=max_inflight_rows,
         strip_tokens=tuple(t.strip() for t in (strip_tokens or "").split(",") if t.strip()),
+        request_timeout=request_timeout or None,
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         typer.echo(

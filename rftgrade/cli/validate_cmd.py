@@ -78,12 +78,19 @@ def validate_cmd(
     if as_json:
         out.print_json(json.dumps([f.to_dict() for f in findings]))
     else:
-        _print(grader, form, report.spec, findings, data or [])
+        _print(grader, form, report.spec, findings, data or [], report.isolation)
     if failed:
         raise typer.Exit(1)
 
 
-def _print(grader: Path, form: str, spec: Any, findings: list[Finding], data: list[Path]) -> None:
+def _print(
+    grader: Path,
+    form: str,
+    spec: Any,
+    findings: list[Finding],
+    data: list[Path],
+    isolation: dict[str, tuple[str, str]],
+) -> None:
     if form:
         err.print(f"read {grader} as {form}", highlight=False)
     for f in findings:
@@ -100,3 +107,5 @@ def _print(grader: Path, form: str, spec: Any, findings: list[Finding], data: li
     assert spec is not None
     checked = f"; {len(data)} data file(s) check out" if data else ""
     out.print(f"[green]✓[/] {grader}: valid {spec.type} grader [bold]{spec.name or '(unnamed)'}[/]{checked}")
+    for path, (level, why) in isolation.items():
+        out.print(f"  isolation of {path or 'the grader'}: {level} ({why})", highlight=False)

@@ -3,24 +3,52 @@
 Frames are 4-byte big-endian lengths plus UTF-8 JSON, or, host to worker once
 the worker has said it reads it, ``b"M"`` plus :mod:`marshal` data (see
 ``sandbox/worker.py``). Nothing the worker sends is ever unmarshalled: the host
-reads only JSON from the sandbox.
+reads only JSON from the sandbox, with one strict parser (no fallback that would
+accept what it refuses: a 400-digit integer, an escaped lone surrogate), in
+frames of at most ``MAX_FRAME`` bytes.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import marshal
 import struct
 from typing import Any
 
-from rftgrade._json import dumps, loads
+from rftgrade._json import dumps
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson ships with the sandbox extra
+    orjson = None  # type: ignore[assignment]
 
 __all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 _HEADER = struct.Struct(">I")
-MAX_FRAME = 64 * 1024 * 1024
+# A chunk's reply: 1,024 samples of at most 8 KiB stdout and 4 KiB details each,
+# with room for JSON escapes. A bigger frame ends the worker; the rest of its
+# chunk is re-run a sample per frame, so only a sample that floods alone is lost.
+MAX_FRAME = 24 * 1024 * 1024
+
+
+def _refuse(text: str) -> Any:
+    raise ValueError(f"number {text[:40]} out of range")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 20:  # past 64 bits: what orjson refuses too
+        raise ValueError(f"integer of {len(text)} digits")
+    return int(text)
+
+
+def loads(raw: bytes) -> Any:
+    """The sandbox channel's one JSON parser."""
+    if orjson is not None:
+        return orjson.loads(raw)
+    return json.loads(raw, parse_int=_bounded_int, parse_constant=_refuse)  # pragma: no cover
 
 
 class ChannelClosed(Exception):

@@ -26,8 +26,10 @@ class SandboxExecutor:
         backend: ``"docker"``, ``"bwrap"``, ``"process"``, ``"auto"`` or a backend object.
         limits: resource limits (default: OpenAI's).
         workers: workers per grader (default: one per core).
-        isolation: ``"worker"`` (samples share a worker process; fast) or ``"sample"``
-            (a fresh fork per sample). A grader may override it with an
+        isolation: ``"worker"`` (samples share a worker process; fast), ``"sample"``
+            (a fresh fork per sample) or ``None`` (each grader gets what its source
+            needs: ``sample`` when it runs code it did not come with, see
+            :mod:`rftgrade._isolation`). A grader may override it with an
             ``"isolation"`` key in its JSON.
         recycle_after: samples a worker serves before it is replaced.
         max_pools: graders kept warm at once (least recently used are closed).
@@ -39,11 +41,11 @@ class SandboxExecutor:
         *,
         limits: Limits | None = None,
         workers: int | None = None,
-        isolation: str = "worker",
+        isolation: str | None = None,
         recycle_after: int = 100_000,
         max_pools: int = 16,
     ) -> None:
-        if isolation not in ISOLATION_LEVELS:
+        if isolation is not None and isolation not in ISOLATION_LEVELS:
             raise ValueError(f"isolation must be one of {ISOLATION_LEVELS}, got {isolation!r}")
         self.backend = make_backend(backend) if isinstance(backend, str) else backend
         self.name = self.backend.name
@@ -56,10 +58,22 @@ class SandboxExecutor:
         self._pools: OrderedDict[tuple[str, str], WorkerPool] = OrderedDict()
         self._lock = asyncio.Lock()
 
+    def isolation_for(self, program: PythonProgram) -> tuple[str, str]:
+        """The isolation ``program`` runs in, and why."""
+        if program.isolation in ISOLATION_LEVELS:
+            return program.isolation, "the grader's JSON says so"  # type: ignore[return-value]
+        if self.isolation is not None:
+            return self.isolation, "the sandbox executor was told so"
+        return program.auto_isolation, program.isolation_reason or "chosen from the source"
+
     def _isolation_for(self, program: PythonProgram) -> str:
-        return program.isolation if program.isolation in ISOLATION_LEVELS else self.isolation
+        return self.isolation_for(program)[0]
 
     async def pool(self, program: PythonProgram) -> WorkerPool:
+        """The warm pool for ``program`` (started on first use)."""
+        return await self._pool(program, use=False)
+
+    async def _pool(self, program: PythonProgram, *, use: bool) -> WorkerPool:
         key = (program.digest, self._isolation_for(program))
         async with self._lock:
             pool = self._pools.get(key)
@@ -75,12 +89,23 @@ class SandboxExecutor:
                 self._pools[key] = pool
                 while len(self._pools) > self.max_pools:
                     _, old = self._pools.popitem(last=False)
-                    await old.aclose()
+                    # A batch still running on it closes it when it ends: closed
+                    # now, its workers would be killed (or orphaned) under it.
+                    old.evicted = True
+                    if old.batches == 0:
+                        await old.aclose()
             self._pools.move_to_end(key)
+            if use:
+                pool.batches += 1  # under the lock: it cannot be evicted and closed in between
             return pool
 
     async def run(
-        self, program: PythonProgram, calls: Sequence[PythonCall], *, timeout: float | None = None
+        self,
+        program: PythonProgram,
+        calls: Sequence[PythonCall],
+        *,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
     ) -> list[PythonOutcome]:
         if len(program.source.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
             return [
@@ -91,8 +116,13 @@ class SandboxExecutor:
                 )
                 for _ in calls
             ]
-        pool = await self.pool(program)
-        return await pool.run(calls, timeout)
+        pool = await self._pool(program, use=True)
+        try:
+            return await pool.run(calls, timeout, batch_timeout)
+        finally:
+            pool.batches -= 1
+            if pool.evicted and pool.batches == 0:
+                await pool.aclose()
 
     def stats(self) -> list[dict[str, Any]]:
         return [pool.snapshot() for pool in self._pools.values()]

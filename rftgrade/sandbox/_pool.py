@@ -30,6 +30,11 @@ __all__ = ["WorkerPool"]
 
 LOAD_TIMEOUT = 120.0
 GRACE = 2.0
+# What the host keeps of a reply, whatever the worker sent (it cuts to the same).
+MAX_STDOUT = 8 * 1024 + 100
+MAX_DETAILS = 4 * 1024 + 100
+MAX_DURATION_NS = 10**15  # about 11 days: beyond any time limit
+MAX_REWARD = 1e300  # past this an int is not a float (and the worker sends floats)
 _ids = itertools.count(1)
 
 
@@ -125,6 +130,9 @@ class WorkerPool:
         self.recycle_after = recycle_after
         self.chunk_size = chunk_size
         self.stats = _Stats()
+        self.batches = 0
+        """Batches running on this pool (its executor closes an evicted pool when none is)."""
+        self.evicted = False
         # A token per worker: a live slot, None (start one when needed), or the task
         # starting the replacement of a worker recycled after `recycle_after` samples.
         self._idle: asyncio.Queue[_Token] = asyncio.Queue()
@@ -184,9 +192,15 @@ class WorkerPool:
         await slot.channel.kill()
 
     # -- grading ---------------------------------------------------------------
-    async def run(self, calls: Sequence[PythonCall], timeout: float | None = None) -> list[PythonOutcome]:
-        """Grade ``calls``; one outcome each, in order. Never raises for a bad sample."""
+    async def run(
+        self, calls: Sequence[PythonCall], timeout: float | None = None, batch_timeout: float | None = None
+    ) -> list[PythonOutcome]:
+        """Grade ``calls``; one outcome each, in order. Never raises for a bad sample.
+
+        Past ``batch_timeout`` seconds the samples not yet answered fail as timeouts
+        (``unresponsive_reward_error``) and the workers grading them are replaced."""
         limit = float(timeout or self.limits.timeout)
+        deadline = time.monotonic() + batch_timeout if batch_timeout else math.inf
         outcomes: list[PythonOutcome | None] = [None] * len(calls)
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
@@ -194,7 +208,7 @@ class WorkerPool:
         for start, stop in chunk_bounds(len(calls), self.size, self.chunk_size):
             queue.put_nowait(_Chunk(list(range(start, stop)), careful=False))
         runners = [
-            asyncio.create_task(self._runner(queue, calls, outcomes, limit))
+            asyncio.create_task(self._runner(queue, calls, outcomes, limit, deadline))
             for _ in range(min(self.size, queue.qsize()))
         ]
         try:
@@ -203,12 +217,14 @@ class WorkerPool:
             for task in runners:
                 task.cancel()
         self.stats.samples += len(calls)
-        return [
-            o
-            if o is not None
-            else PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
-            for o in outcomes
-        ]
+        lost = PythonOutcome(error="server", error_type="lost", details="the sandbox lost this sample")
+        if time.monotonic() >= deadline:
+            lost = PythonOutcome(
+                error="timeout",
+                error_type="BatchTimeout",
+                details=f"the batch's time limit ({batch_timeout:g}s) passed before this sample was answered",
+            )
+        return [o if o is not None else lost for o in outcomes]
 
     def _failed_load(self) -> PythonOutcome:
         failure = self._load_failure
@@ -221,8 +237,9 @@ class WorkerPool:
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
+        deadline: float,
     ) -> None:
-        while not queue.empty():
+        while not queue.empty() and time.monotonic() < deadline:
             chunk = queue.get_nowait()
             self._waiting += 1
             try:
@@ -231,6 +248,9 @@ class WorkerPool:
                 self._waiting -= 1
             slot: _Token = None
             try:
+                if time.monotonic() >= deadline:  # waited past the batch's time: hand the token back
+                    slot = token
+                    continue
                 if isinstance(token, _Slot):
                     slot = token
                 else:
@@ -251,7 +271,7 @@ class WorkerPool:
                             )
                         slot = None
                         continue
-                slot, leftover = await self._serve(slot, chunk, queue, calls, outcomes, limit)
+                slot, leftover = await self._serve(slot, chunk, queue, calls, outcomes, limit, deadline)
                 for item in leftover:
                     queue.put_nowait(item)
             finally:
@@ -270,6 +290,7 @@ class WorkerPool:
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
+        deadline: float,
     ) -> tuple[_Token, list[_Chunk]]:
         """Grade ``chunk`` on ``slot``, and while the worker grades it, send it the
         batch's next chunk: the worker then starts on it at once instead of waiting
@@ -293,7 +314,7 @@ class WorkerPool:
             if request_id is None:
                 state, leftover = _DEAD, [chunk]
             else:
-                state, leftover = await self._collect(slot, chunk, request_id, outcomes, limit)
+                state, leftover = await self._collect(slot, chunk, request_id, outcomes, limit, deadline)
                 if state is _LIVE:
                     self._start_successor(slot)
             if ahead is not None and ahead_sending is not None:
@@ -382,17 +403,23 @@ class WorkerPool:
         request_id: int,
         outcomes: list[PythonOutcome | None],
         limit: float,
+        deadline: float,
     ) -> tuple[object, list[_Chunk]]:
         """Read a chunk's answers: (worker state, chunks to queue again)."""
         indices = chunk.indices
         answered = 0
         while answered < len(indices):
             started = time.perf_counter()
+            wait = min(limit + GRACE, deadline - time.monotonic())
             try:
-                async with asyncio.timeout(limit + GRACE):
+                async with asyncio.timeout(max(wait, 0.0)):
                     frame = await slot.channel.recv(None)
                 rewards, durations, extras = _parse_results(frame, request_id, answered)
             except (TimeoutError, ChannelClosed) as exc:
+                if time.monotonic() >= deadline:
+                    # The batch's time is up: the rest stay unanswered (run() flags
+                    # them) and this worker, still grading, is replaced.
+                    return _DEAD, []
                 return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started)
             recycle = False
             count = min(len(rewards), len(indices) - answered)
@@ -404,6 +431,7 @@ class WorkerPool:
                     and type(reward) is float
                     and type(duration) is int
                     and reward - reward == 0.0
+                    and 0 <= duration <= MAX_DURATION_NS
                 ):
                     # The common case, inline: a finite reward (x - x is nan for inf and nan).
                     outcomes[indices[answered + k]] = _new_outcome(
@@ -411,7 +439,7 @@ class WorkerPool:
                     )
                     continue
                 outcomes[indices[answered + k]] = _outcome(reward, duration, extra)
-                if extra is not None and extra.get("recycle"):
+                if extra is not None and extra.get("recycle") is not None:
                     recycle = True
             answered += count
             slot.served += count
@@ -557,24 +585,45 @@ _data = operator.attrgetter("data")
 _new_outcome = tuple.__new__  # skips NamedTuple's keyword handling: one outcome per sample
 
 
+def _text(value: Any, limit: int) -> str:
+    """A string field of a reply, cut here too: the worker is untrusted."""
+    if type(value) is not str:
+        return ""
+    if len(value) <= limit:
+        return value
+    return value[:limit] + f"\n... [{len(value) - limit} more characters dropped by the host]"
+
+
+def _invalid(why: str, seconds: float = 0.0) -> PythonOutcome:
+    return PythonOutcome(
+        error="runtime",
+        error_type="InvalidReply",
+        details=f"the sandbox sent an invalid reply for this sample: {why}",
+        duration=seconds,
+    )
+
+
 def _outcome(reward: Any, duration: Any, extra: dict[str, Any] | None) -> PythonOutcome:
-    seconds = duration / 1e9 if type(duration) is int else 0.0  # the worker reports nanoseconds
+    """One sample's reply, checked field by field; a bad one fails that sample alone."""
+    if type(duration) is not int or not 0 <= duration <= MAX_DURATION_NS:
+        return _invalid(f"duration {str(duration)[:40]!r} is not a count of nanoseconds")
+    seconds = duration / 1e9  # the worker reports nanoseconds
     if extra is None and type(reward) is float and math.isfinite(reward):  # the common case
         return _new_outcome(PythonOutcome, (reward, None, None, None, "", seconds))
     extra = extra or {}
-    stdout = str(extra.get("stdout") or "")
+    stdout = _text(extra.get("stdout"), MAX_STDOUT)
     kind = extra.get("error")
-    if kind is None and type(reward) in (float, int) and math.isfinite(reward):
-        return PythonOutcome(reward=float(reward), stdout=stdout, duration=seconds)
     if kind is None:
-        kind, extra = (
-            "runtime",
-            {"error_type": "InvalidReply", "details": f"the worker sent reward {reward!r}"},
-        )
+        if reward is None or type(reward) not in (float, int) or abs(reward) > MAX_REWARD:
+            return _invalid(f"reward {str(reward)[:40]!r} is not a finite number", seconds)
+        reward = float(reward)
+        if not math.isfinite(reward):
+            return _invalid(f"reward {reward!r} is not finite", seconds)
+        return PythonOutcome(reward=reward, stdout=stdout, duration=seconds)
     return PythonOutcome(
         error="timeout" if kind == "timeout" else "runtime",
-        error_type=str(extra.get("error_type") or "Error"),
-        details=str(extra.get("details") or ""),
+        error_type=_text(extra.get("error_type"), 200) or "Error",
+        details=_text(extra.get("details"), MAX_DETAILS),
         stdout=stdout,
         duration=seconds,
     )

@@ -6,22 +6,29 @@ than AF_UNIX, io_uring, ptrace and cross-process memory access, bpf,
 perf_event_open, userfaultfd, keyrings, mount/umount/pivot_root, unshare/setns,
 clone with namespace flags, clone3 (glibc falls back to clone, which is checked),
 kexec, module loading, personality, and TIOCSTI/TIOCLINUX ioctls.
+
+The docker backend loads the same rules as a Docker seccomp profile
+(``docker_seccomp_profile``): Docker's default profile allows ``ptrace`` and
+``process_vm_*`` on recent kernels, and a forked sample must not reach its worker.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import tempfile
 
-__all__ = ["DENIED_SYSCALLS", "seccomp_bpf_fd"]
+__all__ = ["DENIED_SYSCALLS", "docker_seccomp_profile", "seccomp_bpf_fd"]
 
 DENIED_SYSCALLS = (
     "io_uring_setup",
     "io_uring_enter",
     "io_uring_register",
     "ptrace",
+    "pidfd_getfd",
+    "kcmp",
     "process_vm_readv",
     "process_vm_writev",
     "bpf",
@@ -67,6 +74,10 @@ def seccomp_bpf_fd() -> int:
     for flag in _NS_FLAGS:
         flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    # bwrap has no cgroup: memfd pages are counted by no rlimit (RLIMIT_AS only
+    # when mapped), so memfds could hold any amount of host memory. Docker's
+    # cgroup counts them, so its profile keeps memfd_create.
+    flt.add_rule(deny, "memfd_create")
     for request in (0x5412, 0x541C):  # TIOCSTI, TIOCLINUX
         flt.add_rule(deny, "ioctl", sc.Arg(1, sc.EQ, request))
     handle = tempfile.TemporaryFile()
@@ -76,3 +87,35 @@ def seccomp_bpf_fd() -> int:
     handle.close()
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def docker_seccomp_profile() -> str:
+    """The rules above as a Docker seccomp profile (JSON text for ``--security-opt seccomp=``).
+
+    Default allow like the bwrap filter; Docker's own allow-list is replaced, so
+    every rule of that list that matters here is one of ours (the rest need
+    capabilities, all of which the container drops)."""
+    eperm = {"action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
+    rules: list[dict[str, object]] = [{"names": list(DENIED_SYSCALLS), **eperm}]
+    rules += [
+        {
+            "names": ["socket"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": errno.EAFNOSUPPORT,
+            "args": [{"index": 0, "value": socket.AF_UNIX, "op": "SCMP_CMP_NE"}],
+        },
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
+    ]
+    for flag in _NS_FLAGS:
+        rules.append(
+            {
+                "names": ["clone"],
+                **eperm,
+                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+            }
+        )
+    for request in (0x5412, 0x541C):
+        rules.append(
+            {"names": ["ioctl"], **eperm, "args": [{"index": 1, "value": request, "op": "SCMP_CMP_EQ"}]}
+        )
+    return json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules})

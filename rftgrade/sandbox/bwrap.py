@@ -33,6 +33,7 @@ __all__ = ["BwrapBackend", "DEFAULT_VENV", "SANDBOX_UID"]
 SANDBOX_UID = 65534
 DEFAULT_VENV = Path(os.environ.get("RFTGRADE_SANDBOX_VENV", "/var/lib/rftgrade/sandbox-venv"))
 SYSTEM_PYTHON = "/usr/bin/python3"
+SHM_BYTES = 16 * 1024 * 1024
 
 
 _BASE_MOUNTS = (
@@ -129,6 +130,12 @@ class BwrapBackend(SandboxBackend):
             str(limits.disk_bytes),
             "--tmpfs",
             "/tmp",
+            # /dev/shm is part of --dev's unsized tmpfs: give it a small one of its own
+            # (POSIX semaphores and multiprocessing need a little).
+            "--size",
+            str(SHM_BYTES),
+            "--tmpfs",
+            "/dev/shm",
             "--chdir",
             "/tmp",
             "--cap-drop",
@@ -148,6 +155,9 @@ class BwrapBackend(SandboxBackend):
                 "NLTK_DATA",
                 "/opt/nltk_data",
             ]
+        # Last, once every mount is made: the root tmpfs (and /dev's) read-only, so
+        # the only writable places are the sized /tmp and /dev/shm.
+        args += ["--remount-ro", "/", "--remount-ro", "/dev"]
         return [*args, "--", python, "-I", "-u", "/opt/rftgrade/worker.py"]
 
     async def spawn(self, limits: Limits) -> Channel:

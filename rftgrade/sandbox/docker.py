@@ -3,7 +3,8 @@
 Each worker is a container of the sandbox image (``rftgrade sandbox build``) run
 with: no network (``network_mode=none``), a read-only root, a size-limited tmpfs
 ``/tmp``, memory = memory+swap limit, a CPU quota, a pids limit, every capability
-dropped, ``no-new-privileges``, a non-root user, ``init`` (tini reaps zombies),
+dropped, ``no-new-privileges``, rftgrade's seccomp profile (``_seccomp``), a
+non-root user, the worker as pid 1 (it reaps and kills what its graders leave),
 an empty environment, private IPC and no log driver (a stdout flood cannot fill
 the host's disk). Requests never use ``exec_run`` (no timeout, ~100 ms a call).
 
@@ -39,6 +40,7 @@ from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import Channel, ChannelClosed
 from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
 from rftgrade.sandbox._limits import Limits
+from rftgrade.sandbox._seccomp import docker_seccomp_profile
 from rftgrade.sandbox._tempdirs import owned_tempdir, pid_alive, reap_stale_tempdirs
 
 __all__ = ["LABEL", "DockerBackend", "probe_channel", "reap_stale_containers"]
@@ -146,9 +148,11 @@ class DockerBackend(SandboxBackend):
             nano_cpus=int(limits.cpus * 1e9),
             pids_limit=limits.pids,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", f"seccomp={docker_seccomp_profile()}"],
             user="10001:10001",
-            init=True,
+            # No init: the worker is the container's pid 1, so orphans are its to
+            # reap and kill, and no dumpable init holds the attach stream a sample
+            # could reopen through /proc/1/fd.
             environment={},
             ipc_mode="private",
             log_config=LogConfig(type="none"),

@@ -16,6 +16,8 @@ def serve(
 
     import uvicorn
 
+    from rftgrade.server._protocol import uvicorn_options
+
     app = create_app(config)
     # Everything alive now (imports, preloaded graders) lives as long as the server:
     # keep it out of the walk of every later garbage collection. The server owns its
@@ -31,4 +33,5 @@ def serve(
         timeout_graceful_shutdown=60,
         limit_concurrency=None,
         access_log=False,
+        **uvicorn_options(),
     )

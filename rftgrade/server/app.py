@@ -70,6 +70,9 @@ class ServerConfig:
     retry_after_seconds: int = 2
     strip_tokens: tuple[str, ...] = ()
     """Special tokens removed from OpenRLHF samples besides the default ones (``--strip-tokens``)."""
+    request_timeout: float | None = 600.0
+    """Seconds a request's python samples may take together (a streamed request: each
+    chunk); the rest then fail with ``unresponsive_reward_error``. ``None``: no bound."""
 
 
 class _Admission:
@@ -327,6 +330,8 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
     """Build the ASGI app. Graders in ``config.graders`` are compiled before it serves."""
     config = config or ServerConfig()
     registry = registry or GraderRegistry(sandbox=config.sandbox)
+    if registry.python_batch_timeout is None:  # the server's bound, unless its registry has one
+        registry.python_batch_timeout = config.request_timeout
     metrics = ServerMetrics(registry.stats)
     admission = _Admission(config.max_inflight_rows, metrics)
     for name, path in config.graders.items():

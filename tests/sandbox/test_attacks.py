@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,71 @@ def grade(sample, item):
         body = json.dumps({"op": "result", "id": 1, "index": 0, "reward": 1.0}).encode()
         os.write(1, struct.pack(">I", len(body)) + body)
         raise RuntimeError("forged")
+    if attack == "parent_mem":  # class 1: the worker's memory, through /proc
+        open(f"/proc/{os.getppid()}/mem", "r+b").close()
+        return 1.0
+    if attack == "parent_fds":  # class 1: the worker's channel, through /proc
+        return 1.0 if os.listdir(f"/proc/{os.getppid()}/fd") else 0.5
+    if attack == "init_fds":  # class 1: a dumpable init holding the attach stream
+        if os.getpid() == 1:
+            raise RuntimeError("this process is the sandbox's init")
+        return 1.0 if os.listdir("/proc/1/fd") else 0.5
+    if attack == "ptrace_parent":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.ptrace(16, os.getppid(), None, None) != 0:  # PTRACE_ATTACH
+            raise OSError(ctypes.get_errno(), "ptrace")
+        return 1.0
+    if attack == "pidfd_getfd":
+        libc = ctypes.CDLL(None, use_errno=True)
+        pidfd = libc.syscall(434, os.getppid(), 0)  # pidfd_open
+        if pidfd < 0 or libc.syscall(438, pidfd, 3, 0) < 0:  # pidfd_getfd
+            raise OSError(ctypes.get_errno(), "pidfd_getfd")
+        return 1.0
+    if attack == "process_vm_readv":
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(8)
+        class iovec(ctypes.Structure):
+            _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+        local, remote = iovec(ctypes.addressof(buf), 8), iovec(id(None), 8)  # same address in a fork
+        if libc.syscall(310, os.getppid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) != 8:
+            raise OSError(ctypes.get_errno(), "process_vm_readv")
+        return 1.0
+    if attack == "bad_reply":  # class 3 and 4: a reply the worker would pass on, on every fd
+        import json, struct
+        frame = sys._getframe()
+        while frame is not None and "request_id" not in frame.f_locals:
+            frame = frame.f_back
+        found = frame.f_locals if frame is not None else {}
+        huge = int("9" * 400)
+        if found.get("forked"):  # a forked sample's reply pipe
+            body = {"reward": 1.0, "duration_ns": huge, "stdout": "x" * 5_000_000}
+        else:  # the worker's own channel
+            body = {"op": "results", "id": found.get("request_id"), "start": found.get("first"),
+                    "rewards": [1.0], "durations": [huge], "extra": [[0, {"stdout": "x" * 5_000_000}]]}
+        data = json.dumps(body).encode()
+        for fd in range(3, 64):
+            try:
+                os.write(fd, struct.pack(">I", len(data)) + data)
+            except OSError:
+                pass
+        os._exit(0)
+    if attack == "write_root":  # class 5: the sandbox's / is read-only
+        open("/pwned", "w").write("x")
+        return 1.0
+    if attack == "fill_shm":  # class 5: /dev/shm is sized
+        for n in range(4):
+            with open(f"/dev/shm/fill{n}", "wb") as fh:
+                for _ in range(12):
+                    fh.write(b"x" * (1 << 22))
+        return 1.0
+    if attack == "memfd_hoard":  # class 5: memfds past the memory limit (not mapped: no RLIMIT_AS)
+        fds = []
+        for _ in range(25):
+            fd = os.memfd_create("hoard")
+            for _ in range(8):
+                os.write(fd, b"x" * (1 << 22))
+            fds.append(fd)
+        return 1.0
     raise ValueError(attack)
 """
 
@@ -102,12 +168,60 @@ ATTACKS = [
     "nan",
     "forge_frame",
     "reopen_channel",
+    "parent_mem",
+    "parent_fds",
+    "init_fds",
+    "ptrace_parent",
+    "pidfd_getfd",
+    "process_vm_readv",
+    "bad_reply",
+    "write_root",
+    "fill_shm",
+    "memfd_hoard",
 ]
 
 
+def _ours(pid: int, parents: dict[int, int], started: dict[int, int]) -> bool:
+    """Started by this test process (a descendant), or orphaned since it began: other
+    test runs on this machine use the same sandbox uid."""
+    me, mine_started = os.getpid(), started.get(os.getpid(), 0)
+    seen = set()
+    while pid not in seen and pid > 1:
+        seen.add(pid)
+        if pid == me:
+            return True
+        parent = parents.get(pid, 0)
+        if parent == 1:
+            return started.get(pid, 0) >= mine_started
+        pid = parent
+    return False
+
+
 def _sandbox_processes() -> list[str]:
-    out = subprocess.run(["ps", "-o", "pid=,args=", "-u", "65534"], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if line.strip()]
+    """Live processes of the sandbox uid that are this run's, after up to 3 s for the
+    ones being killed (an exited bwrap is a zombie until reaped: not running)."""
+    deadline = time.monotonic() + 3.0
+    while True:
+        out = subprocess.run(
+            ["ps", "-e", "-o", "pid=,ppid=,uid=,stat=,args="], capture_output=True, text=True
+        )
+        rows = [line.split(None, 4) for line in out.stdout.splitlines() if line.strip()]
+        parents = {int(r[0]): int(r[1]) for r in rows}
+        started = {}
+        for pid in parents:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    started[pid] = int(fh.read().rsplit(")", 1)[1].split()[19])
+            except (OSError, IndexError, ValueError):
+                started[pid] = 0
+        live = [
+            " ".join(r)
+            for r in rows
+            if r[2] == "65534" and not r[3].startswith("Z") and _ours(int(r[0]), parents, started)
+        ]
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -149,15 +263,18 @@ PARAMS = [
     ("docker", "worker"),
     ("docker", "sample"),
     ("docker-attach", "worker"),
+    ("docker-attach", "sample"),
     ("bwrap", "worker"),
     ("bwrap", "sample"),
 ]
 
 
 def _containers_left() -> list[str]:
-    from rftgrade.sandbox.docker import LABEL, _client
+    from rftgrade.sandbox.docker import _HOST, LABEL, _client
 
-    return [c.name for c in _client().containers.list(all=True, filters={"label": LABEL})]
+    # This process's own: other test runs may share the engine.
+    mine = f"{LABEL}.owner={_HOST}:{os.getpid()}"
+    return [c.name for c in _client().containers.list(all=True, filters={"label": mine})]
 
 
 @pytest.fixture(params=PARAMS, ids=lambda p: f"{p[0]}-{p[1]}", scope="module")
@@ -261,3 +378,53 @@ def test_load_errors_are_reported_with_the_line(grader: Grader) -> None:
         assert result.errors.python_grader_runtime_error
         assert "boom at import" in (result.errors.python_grader_runtime_error_details or "")
         assert "line 2" in (result.errors.python_grader_runtime_error_details or "")
+
+
+STATE_SOURCE = r"""
+import os, subprocess
+
+def grade(sample, item):
+    home = os.environ.get("HOME", "/tmp")
+    if item.get("plant"):
+        open(os.path.join(home, "usercustomize.py"), "w").write("raise SystemExit")
+        os.makedirs(os.path.join(home, ".local"), exist_ok=True)
+        subprocess.Popen(["/bin/sleep", "1000"], start_new_session=True)
+        return 0.0
+    mine = {os.getpid(), os.getppid(), 1}
+    others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in mine]
+    planted = [n for n in os.listdir(home) if n in ("usercustomize.py", ".local")]
+    return 0.0 if others or (planted and item.get("files")) else 1.0
+"""
+
+
+def test_a_sample_leaves_nothing_behind(grader: Grader) -> None:
+    """Class 2: a sample's files in /tmp ($HOME) and its daemons are gone before the next one."""
+    executor = grader.runtime.python
+    assert isinstance(executor, SandboxExecutor)
+    state = Grader({"type": "python", "name": "state", "source": STATE_SOURCE}, python=executor)
+    # One process runs every sample in worker isolation by design: there only
+    # processes are swept, files stay.
+    files = executor.isolation == "sample"
+    results = state.run_batch([("a", {"plant": True})] + [("b", {"files": files})] * 3)
+    assert [r.reward for r in results] == [0.0, 1.0, 1.0, 1.0], [r.to_dict() for r in results]
+
+
+SLOW_SOURCE = "import time\ndef grade(sample, item):\n    time.sleep(1.5)\n    return 1.0\n"
+
+
+def test_a_batch_deadline_flags_what_is_left(grader: Grader) -> None:
+    """Class 7: samples just under the per-sample limit (2 s) do not add up past the batch's."""
+    executor = grader.runtime.python
+    slow = Grader(
+        {"type": "python", "name": "slow", "source": SLOW_SOURCE}, python=executor, python_batch_timeout=4.0
+    )
+    start = time.monotonic()
+    results = slow.run_batch([("a", {})] * 12)  # 2 workers x 6 x 1.5 s = 9 s without the deadline
+    elapsed = time.monotonic() - start
+    done = [r for r in results if r.reward == 1.0]
+    late = [r for r in results if r.errors.unresponsive_reward_error]
+    assert len(done) + len(late) == 12 and 2 <= len(done) <= 8 and late, [r.to_dict() for r in results]
+    assert "batch's time limit (4s)" in (late[0].errors.python_grader_runtime_error_details or "")
+    assert elapsed < 4.0 + 2.5, elapsed  # the deadline, plus replacing the workers still grading
+    # The pool then grades normally.
+    assert [r.reward for r in grader.run_batch([("ok", {"answer": "ok"})])] == [1.0]

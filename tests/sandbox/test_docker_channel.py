@@ -19,7 +19,7 @@ from rftgrade.sandbox import Limits, SandboxExecutor
 from rftgrade.sandbox._channel import Channel
 from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
 from rftgrade.sandbox._select import backend_class
-from rftgrade.sandbox.docker import LABEL, DockerBackend, _client
+from rftgrade.sandbox.docker import _HOST, LABEL, DockerBackend, _client
 
 from ..conftest import require_or_skip
 
@@ -120,7 +120,7 @@ def test_an_engine_that_cannot_see_our_files_falls_back_to_attach(
     tried = [m is not None for m in backend.mounted]
     assert 1 <= sum(tried) <= 2 and tried == sorted(tried, reverse=True)
     assert caplog.text.count("attach socket instead") == 1
-    assert not _client().containers.list(all=True, filters={"label": LABEL})
+    assert not _client().containers.list(all=True, filters={"label": f"{LABEL}.owner={_HOST}:{os.getpid()}"})
 
 
 @pytest.mark.parametrize(("setting", "says"), [("auto", "unix socket"), ("attach", "attach socket")])
@@ -136,7 +136,7 @@ def test_doctor_says_which_channel_a_worker_gets(setting: str, says: str) -> Non
     assert proc.returncode == 0, proc.stderr
     docker_lines = proc.stdout.split("✓ docker", 1)[1].splitlines()
     assert "channel:" in docker_lines[1] and says in docker_lines[1], proc.stdout
-    assert not _client().containers.list(all=True, filters={"label": LABEL})
+    assert not _client().containers.list(all=True, filters={"label": f"{LABEL}.owner={_HOST}:{os.getpid()}"})
 
 
 def test_a_mistyped_channel_setting_is_an_error_naming_it(tmp_path: Path) -> None:

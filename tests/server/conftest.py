@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import uvicorn
 
 from rftgrade._registry import GraderRegistry
 from rftgrade.server import ServerConfig, create_app
+from rftgrade.server._protocol import uvicorn_options
 
 
 def free_port() -> int:
@@ -22,11 +24,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(config: ServerConfig, registry: GraderRegistry | None = None) -> Iterator[str]:
+def running_server(
+    config: ServerConfig, registry: GraderRegistry | None = None, **options: Any
+) -> Iterator[str]:
+    """``options``: for :func:`rftgrade.server._protocol.uvicorn_options` (what ``rftgrade serve`` runs)."""
     port = free_port()
     app = create_app(config, registry=registry)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            **uvicorn_options(**options),
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -234,7 +234,8 @@ def test_a_lone_surrogate_in_a_result_is_still_answered(url: str) -> None:
     }
     run = post(url, "/v1/fine_tuning/alpha/graders/run", {"grader": grader, "model_sample": "x", "item": {}})
     assert run.status_code == 200 and run.json()["reward"] == 0.5
-    assert run.json()["metadata"]["scores"]["stdout"].startswith("bad \udc80")
+    # The sandbox channel takes valid UTF-8 only (issue 15): the worker sends "?" for it.
+    assert run.json()["metadata"]["scores"]["stdout"].startswith("bad ? text")
     body = {"grader": grader, "rows": [{"sample": "x", "item": {}}], "stream": True}
     streamed = post(url, "/v1/grade", body)
     assert streamed.status_code == 200
