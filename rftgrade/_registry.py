@@ -31,6 +31,7 @@ class GraderRegistry:
         python: an executor to use instead of building one from ``sandbox``.
         judge: a judge executor to use instead of the default :class:`~rftgrade.judge.BatchScorer`.
         python_timeout: seconds per python sample (default: the sandbox's limit).
+        ray: run python graders on this Ray cluster (``auto`` or ``HOST:PORT``).
     """
 
     def __init__(
@@ -41,8 +42,10 @@ class GraderRegistry:
         judge: JudgeExecutor | None = None,
         python_timeout: float | None = None,
         max_graders: int = 256,
+        ray: str | None = None,
     ) -> None:
         self.sandbox = sandbox
+        self.ray = ray
         self._python = python
         self._judge = judge
         self.python_timeout = python_timeout
@@ -57,7 +60,7 @@ class GraderRegistry:
             if self._python is None:
                 from rftgrade.sandbox import SandboxExecutor
 
-                self._python = SandboxExecutor(self.sandbox)
+                self._python = SandboxExecutor(self.sandbox, ray=self.ray)
             return self._python
 
     def judge_executor(self) -> JudgeExecutor:

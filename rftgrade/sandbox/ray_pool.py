@@ -268,7 +268,8 @@ class RayExecutor:
                 for actor in self._live():
                     if actor not in feeders:
                         feeders[actor] = [
-                            asyncio.ensure_future(self._feed(actor, batch, program)) for _ in range(self.inflight)
+                            asyncio.ensure_future(self._feed(actor, batch, program))
+                            for _ in range(self.inflight)
                         ]
                 if not self._live() and not self._pending:
                     self._refresh()
@@ -290,7 +291,9 @@ class RayExecutor:
                     task.cancel()
             await asyncio.gather(*(t for ts in feeders.values() for t in ts), return_exceptions=True)
         return [
-            o if o is not None else PythonOutcome(error="server", error_type="lost", details="the cluster lost this sample")
+            o
+            if o is not None
+            else PythonOutcome(error="server", error_type="lost", details="the cluster lost this sample")
             for o in batch.outcomes
         ]
 
@@ -375,7 +378,9 @@ class RayExecutor:
             batch.queue.appendleft(chunk)
         elif chunk.stop - chunk.start > 1:
             self.counters["careful_chunks"] += 1
-            batch.queue.extendleft(_Chunk(i, i + 1, careful=True) for i in reversed(range(chunk.start, chunk.stop)))
+            batch.queue.extendleft(
+                _Chunk(i, i + 1, careful=True) for i in reversed(range(chunk.start, chunk.stop))
+            )
         else:
             # One sample that took down two actors: it is the culprit, as a sample that
             # kills its worker is on one machine.
@@ -391,6 +396,19 @@ class RayExecutor:
                 ],
             )
         batch.changed.set()
+
+    async def wait_for_actors(self, count: int, timeout: float = 60.0) -> int:
+        """Start actors and wait until ``count`` are ready (or ``timeout``); how many are.
+
+        A batch starts on the actors ready when it comes; a server or benchmark that
+        wants every node from the first batch on waits here first.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self._live()) < count and time.monotonic() < deadline:
+            if time.monotonic() - self._last_refresh > self.refresh_interval or not self._pending:
+                self._refresh()
+            await asyncio.sleep(0.05)
+        return len(self._live())
 
     # -- reporting -----------------------------------------------------------
     def stats(self) -> list[dict[str, Any]]:
@@ -455,7 +473,9 @@ def ray_doctor(address: str = "auto", timeout: float = 30.0) -> list[dict[str, A
             }
             strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
             try:
-                found = ray.get(probe.options(num_cpus=0, scheduling_strategy=strategy).remote(), timeout=timeout)
+                found = ray.get(
+                    probe.options(num_cpus=0, scheduling_strategy=strategy).remote(), timeout=timeout
+                )
                 row["backends"] = found["backends"]
             except Exception as exc:  # the node did not answer: say so, keep the others
                 row["error"] = _summary(exc)

@@ -7,9 +7,14 @@ every node runs last. Everything stays on loopback (``_cluster.LOOPBACK_ENV``).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,6 +91,8 @@ async def test_batch_spreads_over_nodes_and_matches_local(cluster: LoopbackClust
     ray_grader = Grader(python_grader(SCORE), python=executor)
     local_grader = Grader(python_grader(SCORE), python=local)
     try:
+        # Both nodes' actors up first: a batch starts on the actors ready when it comes.
+        assert await get_portal().acall(executor.wait_for_actors(2, 60)) == 2
         on_ray = await ray_grader.arun_batch(rows)
         on_local = await local_grader.arun_batch(rows)
         stats = executor.stats()
@@ -108,6 +115,103 @@ async def test_batch_spreads_over_nodes_and_matches_local(cluster: LoopbackClust
     # The source went once to each actor, however many chunks it graded.
     assert sorted(i["sources_received"] for i in info) == [1, 1]
     assert sum(i["chunks"] for i in info) > 2
+
+
+# 1.0 only when its worker's parent is a Ray actor process (its title is "ray::PoolActor...").
+ON_RAY = (
+    "import os\n"
+    "def grade(sample, item):\n"
+    "    with open(f'/proc/{os.getppid()}/cmdline', 'rb') as f:\n"
+    "        return 1.0 if f.read().startswith(b'ray::') else 0.0\n"
+)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rftgrade", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or dict(os.environ),
+    )
+
+
+def test_cli_grade_with_ray_runs_on_the_cluster(cluster: LoopbackCluster, tmp_path: Path) -> None:
+    grader = tmp_path / "g.json"
+    grader.write_text(json.dumps(python_grader(ON_RAY)))
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"sample": str(i), "item": {}}) + "\n" for i in range(20)))
+    out = tmp_path / "out.jsonl"
+    local = cli("grade", str(grader), str(data), "--sandbox", "process", "-o", str(out))
+    assert local.returncode == 0, local.stderr
+    assert {json.loads(x)["reward"] for x in out.read_text().splitlines()} == {0.0}
+    done = cli(
+        "grade", str(grader), str(data), "--sandbox", "process", "--ray", cluster.address, "-o", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(x)["reward"] for x in out.read_text().splitlines()] == [1.0] * 20
+
+
+def test_serve_with_ray_grades_on_the_cluster(cluster: LoopbackCluster, tmp_path: Path) -> None:
+    import httpx
+
+    grader = tmp_path / "g.json"
+    grader.write_text(json.dumps(python_grader(ON_RAY)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [
+        "serve",
+        "--port",
+        str(port),
+        "--grader",
+        f"g={grader}",
+        "--sandbox",
+        "process",
+        "--ray",
+        cluster.address,
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rftgrade", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else "server exited"
+            assert time.time() < deadline, "server did not start"
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        rows = [{"sample": str(i), "item": {}} for i in range(10)]
+        body = httpx.post(url + "/v1/grade", json={"grader": "g", "rows": rows}, timeout=90).json()
+        assert [r["reward"] for r in body["results"]] == [1.0] * 10
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_doctor_lists_every_node(cluster: LoopbackCluster) -> None:
+    done = cli("sandbox", "doctor", "--ray", cluster.address)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("node ") == 3, done.stdout  # the head and two workers
+    assert done.stdout.count("✓ process") == 3, done.stdout
+
+
+def test_ray_flag_without_ray_says_how_to_install(tmp_path: Path) -> None:
+    # A `ray` that fails to import, first on the path: the CLI must say what to install.
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    grader = tmp_path / "g.json"
+    grader.write_text(json.dumps(python_grader(SCORE)))
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"sample": "1", "item": {}}) + "\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}"}
+    done = cli("grade", str(grader), str(data), "--sandbox", "process", "--ray", "auto", env=env)
+    assert done.returncode == 2
+    assert "pip install 'rftgrade[ray]'" in done.stderr, done.stderr
 
 
 async def test_grader_that_kills_its_actor_is_the_only_one_flagged(cluster: LoopbackCluster) -> None:
@@ -149,12 +253,14 @@ async def test_node_removed_and_node_joined_mid_batch(cluster: LoopbackCluster) 
 
 
 async def test_no_actor_left_flags_the_rest_without_hanging(cluster: LoopbackCluster) -> None:
-    executor = RayExecutor(cluster.address, backend="process", refresh_interval=0.3, start_timeout=4)
+    executor = RayExecutor(cluster.address, backend="process", refresh_interval=0.3, start_timeout=4, chunk_size=16)
     n = 400
     try:
         await executor.run(program(SLOW), calls(2), timeout=10)
+        before = sum(s["graded"] for s in executor.stats())
         task = asyncio.ensure_future(executor.run(program(SLOW), calls(n), timeout=10))
-        await asyncio.sleep(0.8)
+        while sum(s["graded"] for s in executor.stats()) == before:  # some answered before the nodes go
+            await asyncio.sleep(0.05)
         started = time.monotonic()
         for node in list(cluster.workers):
             cluster.kill_node(node)
