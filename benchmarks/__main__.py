@@ -10,6 +10,7 @@ MODULES = [
     "benchmarks.bench_sandbox",
     "benchmarks.bench_judge",
     "benchmarks.bench_server",
+    "benchmarks.bench_ray",
 ]
 
 
