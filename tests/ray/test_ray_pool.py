@@ -193,6 +193,32 @@ def test_serve_with_ray_grades_on_the_cluster(cluster: LoopbackCluster, tmp_path
         proc.wait(30)
 
 
+async def test_verl_adapter_uses_the_cluster_with_rftgrade_ray(
+    cluster: LoopbackCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from rftgrade.integrations import _client
+
+    grader = tmp_path / "g.json"
+    grader.write_text(json.dumps(python_grader(ON_RAY)))
+    monkeypatch.setenv("RFTGRADE_GRADER", str(grader))
+    monkeypatch.setenv("RFTGRADE_SANDBOX", "process")
+    monkeypatch.setenv("RFTGRADE_RAY", cluster.address)
+    monkeypatch.delenv("RFTGRADE_SERVER_URL", raising=False)
+    verl = importlib.import_module("rftgrade.integrations.verl")
+    monkeypatch.setattr(verl, "_SOURCE", None)
+    monkeypatch.setattr(_client, "_REGISTRIES", {})
+    try:
+        scores = await asyncio.gather(
+            *(verl.compute_score(data_source="d", solution_str=str(i), ground_truth="x") for i in range(6))
+        )
+    finally:
+        for registry in _client._REGISTRIES.values():
+            await registry.aclose()
+    assert [s["score"] for s in scores] == [1.0] * 6, scores
+
+
 def test_doctor_lists_every_node(cluster: LoopbackCluster) -> None:
     done = cli("sandbox", "doctor", "--ray", cluster.address)
     assert done.returncode == 0, done.stderr
@@ -253,7 +279,9 @@ async def test_node_removed_and_node_joined_mid_batch(cluster: LoopbackCluster) 
 
 
 async def test_no_actor_left_flags_the_rest_without_hanging(cluster: LoopbackCluster) -> None:
-    executor = RayExecutor(cluster.address, backend="process", refresh_interval=0.3, start_timeout=4, chunk_size=16)
+    executor = RayExecutor(
+        cluster.address, backend="process", refresh_interval=0.3, start_timeout=4, chunk_size=16
+    )
     n = 400
     try:
         await executor.run(program(SLOW), calls(2), timeout=10)
