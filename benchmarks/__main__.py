@@ -12,6 +12,7 @@ MODULES = [
     "benchmarks.bench_server",
     "benchmarks.bench_eval",
     "benchmarks.bench_adapters",
+    "benchmarks.bench_ray",
 ]
 
 

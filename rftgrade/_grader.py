@@ -25,7 +25,7 @@ from rftgrade._rawitem import RawItem
 from rftgrade._result import GradeResult
 from rftgrade._rows import NO_SAMPLE_HINT, split_row
 from rftgrade._sample import SampleLike, make_sample
-from rftgrade._specs import AnyGrader
+from rftgrade._specs import AnyGrader, PythonGrader, grader_parts
 
 __all__ = ["Grader", "RowLike", "ValidationReport", "grader_id", "validate"]
 
@@ -166,9 +166,15 @@ class Grader:
         python_timeout: float | None = None,
         python_batch_timeout: float | None = None,
         max_sample_chars: int = DEFAULT_MAX_SAMPLE_CHARS,
+        ray: str | None = None,
     ) -> None:
         self.spec: AnyGrader = load_spec(source)
         self.compiled: CompiledGrader = compile_spec(self.spec)
+        if ray and python is None and any(isinstance(g, PythonGrader) for g in grader_parts(self.spec)):
+            # Python graders on a Ray cluster ("auto" or HOST:PORT); see docs/scaling.md.
+            from rftgrade.sandbox import SandboxExecutor
+
+            python = SandboxExecutor(ray=ray)
         if judge is not None:
             # A model nobody can serve is a configuration error, found now rather
             # than as a flag on every sample.

@@ -34,6 +34,7 @@ class GraderRegistry:
         python_batch_timeout: seconds for all python samples of one grading call
             together (a server request, or one chunk of a streamed one); samples
             still unanswered then fail with ``unresponsive_reward_error``.
+        ray: run python graders on this Ray cluster (``auto`` or ``HOST:PORT``).
     """
 
     def __init__(
@@ -45,8 +46,10 @@ class GraderRegistry:
         python_timeout: float | None = None,
         python_batch_timeout: float | None = None,
         max_graders: int = 256,
+        ray: str | None = None,
     ) -> None:
         self.sandbox = sandbox
+        self.ray = ray
         self._python = python
         self._judge = judge
         self.python_timeout = python_timeout
@@ -62,7 +65,7 @@ class GraderRegistry:
             if self._python is None:
                 from rftgrade.sandbox import SandboxExecutor
 
-                self._python = SandboxExecutor(self.sandbox)
+                self._python = SandboxExecutor(self.sandbox, ray=self.ray)
             return self._python
 
     def judge_executor(self) -> JudgeExecutor:

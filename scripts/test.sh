@@ -7,6 +7,7 @@ PY=${PYTHON:-python3}
 # Sandbox tests must run for real where the tools exist: a missing engine fails, never skips.
 export RFTGRADE_REQUIRE_SANDBOXES=${RFTGRADE_REQUIRE_SANDBOXES:-1}
 if [ -f scripts/sandbox-env.sh ]; then source scripts/sandbox-env.sh; fi
+source scripts/ray-env.sh
 $PY -m ruff check .
 $PY -m mypy
 $PY -m pytest -q "$@"

@@ -9,7 +9,7 @@ import typer
 from rftgrade._executors import JudgeExecutor, PythonExecutor
 from rftgrade._specs import AnyGrader, LabelModelGrader, PythonGrader, ScoreModelGrader, grader_parts
 
-__all__ = ["SandboxOption", "make_executors", "needs_judge", "needs_python"]
+__all__ = ["RayOption", "SandboxOption", "make_executors", "needs_judge", "needs_python"]
 
 SandboxOption = Annotated[
     Optional[str],
@@ -17,6 +17,16 @@ SandboxOption = Annotated[
         "--sandbox",
         help="Where python graders run: docker, bwrap or process (NOT isolated). "
         "Default: $RFTGRADE_SANDBOX, else docker if an engine and image exist, else bwrap.",
+    ),
+]
+
+
+RayOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray",
+        help="Run python graders on a Ray cluster: auto (this machine's cluster or $RAY_ADDRESS) "
+        "or the head's HOST:PORT. Needs pip install 'rftgrade[ray]'.",
     ),
 ]
 
@@ -30,7 +40,7 @@ def needs_judge(spec: AnyGrader) -> bool:
 
 
 def make_executors(
-    spec: AnyGrader, sandbox: str | None
+    spec: AnyGrader, sandbox: str | None, ray: str | None = None
 ) -> tuple[PythonExecutor | None, JudgeExecutor | None]:
     """Executors for a CLI run; only what the grader needs is started.
 
@@ -43,7 +53,7 @@ def make_executors(
     if needs_python(spec):
         from rftgrade.sandbox import SandboxExecutor
 
-        python = SandboxExecutor(sandbox or "auto")
+        python = SandboxExecutor(sandbox or "auto", ray=ray)
         if not python.isolated:
             typer.echo(
                 f"warning: the {python.name} sandbox is NOT isolated: python graders run with "

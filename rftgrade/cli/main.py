@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rftgrade._exceptions import GraderValidationError, RftgradeError
@@ -18,7 +19,7 @@ from rftgrade._grader import Grader
 from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
 from rftgrade.cli._io import at_value, iter_jsonl, print_summary, say_form, summarize
-from rftgrade.cli._runtime import SandboxOption, make_executors
+from rftgrade.cli._runtime import RayOption, SandboxOption, make_executors
 from rftgrade.cli.eval_cmd import eval_cmd
 from rftgrade.cli.export_cmd import export_app
 from rftgrade.cli.quality_cmd import calibrate_cmd, check_cmd
@@ -52,13 +53,13 @@ def _print_problems(problems: list[Any], header: str) -> None:
         err.print(f"  [red]✗[/] [bold]{p.path or '<root>'}[/]: {p.message}", highlight=False)
 
 
-def _load(grader: Path, sandbox: SandboxOption) -> Grader:
+def _load(grader: Path, sandbox: SandboxOption, ray: str | None = None) -> Grader:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             say_form(grader)
             spec = load_spec(grader)
-            python, judge = make_executors(spec, sandbox)
+            python, judge = make_executors(spec, sandbox, ray)
             loaded = Grader(spec, python=python, judge=judge)
         for w in caught:
             err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
@@ -67,7 +68,8 @@ def _load(grader: Path, sandbox: SandboxOption) -> Grader:
         _print_problems(exc.problems, f"{grader}: invalid")
         raise typer.Exit(1) from None
     except RftgradeError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        # Escaped: a message may name an extra, e.g. 'rftgrade[ray]', which rich reads as markup.
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -137,12 +139,13 @@ def grade_cmd(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Rows sent to the grader at once.")] = 256,
     sandbox: SandboxOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Grade every row of a JSONL file; results keep the input order."""
     if not data.is_file():
         err.print(f"[red]error:[/] no data file at {data}")
         raise typer.Exit(2)
-    g = _load(grader, sandbox)
+    g = _load(grader, sandbox, ray)
     rows = list(iter_jsonl(data))
     results: list[GradeResult] = []
     sink = output.open("w", encoding="utf-8") if output else None

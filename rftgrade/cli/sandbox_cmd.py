@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,8 +17,16 @@ console = Console()
 
 
 @sandbox_app.command("doctor")
-def doctor() -> None:
+def doctor(
+    ray: Annotated[
+        Optional[str],
+        typer.Option("--ray", help="Ask every node of this Ray cluster instead (auto or HOST:PORT)."),
+    ] = None,
+) -> None:
     """Say which sandbox backends can run here, and why not (docker: starts one worker)."""
+    if ray:
+        _ray_doctor(ray)
+        return
     for name in BACKENDS:
         try:
             why = backend_class(name).unavailable_reason()
@@ -56,3 +64,30 @@ def build(
         else:
             tag = build_image()
             console.print(f"[green]✓[/] docker image {tag}")
+
+
+def _ray_doctor(address: str) -> None:
+    """One block per live node: its backends, as the pool actor there would find them."""
+    from rftgrade.sandbox.ray_pool import ray_doctor
+
+    try:
+        nodes = ray_doctor(address)
+    except BackendUnavailableError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if not nodes:
+        console.print("[red]✗[/] the cluster has no live node")
+        raise typer.Exit(1)
+    for node in nodes:
+        console.print(
+            f"node {node['node_id'][:12]} ({node['address']}, {node['ray_cpus']:g} CPUs)", highlight=False
+        )
+        if "error" in node:
+            console.print(f"  [red]✗[/] did not answer: {node['error']}", highlight=False)
+            continue
+        for name, why in node["backends"].items():
+            if why is None:
+                note = " [yellow](NOT isolated)[/]" if name == "process" else ""
+                console.print(f"  [green]✓[/] {name}{note}")
+            else:
+                console.print(f"  [red]✗[/] {name}: {why}", highlight=False)

@@ -21,6 +21,12 @@ def serve_cmd(
     sandbox: Annotated[
         Optional[str], typer.Option("--sandbox", help="docker, bwrap or process (NOT isolated).")
     ] = None,
+    ray: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray", help="Run python graders on a Ray cluster: auto or the head's HOST:PORT ($RFTGRADE_RAY)."
+        ),
+    ] = None,
     api_key: Annotated[
         Optional[str], typer.Option("--api-key", help="Require this bearer token ($RFTGRADE_API_KEY).")
     ] = None,
@@ -56,6 +62,7 @@ def serve_cmd(
     config = ServerConfig(
         graders=graders,
         sandbox=sandbox or os.environ.get("RFTGRADE_SANDBOX", "auto"),
+        ray=ray or os.environ.get("RFTGRADE_RAY") or None,
         api_key=api_key or os.environ.get("RFTGRADE_API_KEY"),
         max_body_bytes=max_body_mb * 1024 * 1024,
         max_inflight_rows=max_inflight_rows,

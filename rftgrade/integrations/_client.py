@@ -137,10 +137,14 @@ _LOCK = threading.Lock()
 def _registry(sandbox: str) -> Any:
     from rftgrade._registry import GraderRegistry
 
+    # RFTGRADE_RAY=auto: inside a verl job (already a Ray cluster) python graders run
+    # on the cluster's nodes instead of this process's machine.
+    ray = os.environ.get("RFTGRADE_RAY") or None
+    key = f"{sandbox}|{ray or ''}"
     with _LOCK:
-        if sandbox not in _REGISTRIES:
-            _REGISTRIES[sandbox] = GraderRegistry(sandbox=sandbox)
-        return _REGISTRIES[sandbox]
+        if key not in _REGISTRIES:
+            _REGISTRIES[key] = GraderRegistry(sandbox=sandbox, ray=ray)
+        return _REGISTRIES[key]
 
 
 def _sub_keys(spec_dict: dict[str, Any]) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ Read from a TOML file (``$RFTGRADE_MODELS``, else ``./rftgrade-models.toml``)::
 
     [models."gpt-4o*"]              # glob patterns; the first match wins
     backend = "openai"              # any OpenAI-compatible server: OpenAI, vLLM, SGLang, Ollama, llama.cpp
-    base_url = "http://127.0.0.1:8000/v1"
+    base_url = "http://127.0.0.1:8000/v1"   # or a list: one model on several servers, balanced
     api_key_env = "VLLM_API_KEY"    # the key is read from the environment, never from the file
     concurrency = 32
     structured_output = true        # send a strict JSON-schema response_format
@@ -40,6 +40,9 @@ class ModelRoute:
     pattern: str
     backend: Literal["openai", "local"] = "openai"
     base_url: str | None = None
+    base_urls: tuple[str, ...] = ()
+    """Several servers of one model (``base_url = [..]`` in the file): the scorer balances
+    on outstanding requests and fails over between them; ``concurrency`` is per server."""
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 16
     timeout: float = 60.0
@@ -102,5 +105,12 @@ def load_routing(path: str | Path | None = None) -> RoutingConfig:
             )
         if merged.get("backend", "openai") not in ("openai", "local"):
             raise ValueError(f"{candidate}: models.{pattern}.backend must be 'openai' or 'local'")
+        urls = merged.get("base_url")
+        if isinstance(urls, list):
+            if not urls or not all(isinstance(u, str) and u for u in urls):
+                raise ValueError(f"{candidate}: models.{pattern}.base_url must be a URL or a list of URLs")
+            merged["base_url"], merged["base_urls"] = urls[0], tuple(urls)
+        elif "base_urls" in merged:
+            merged["base_urls"] = tuple(merged["base_urls"])
         routes.append(ModelRoute(pattern=pattern, **merged))
     return RoutingConfig(routes, str(candidate))

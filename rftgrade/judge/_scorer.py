@@ -78,6 +78,19 @@ class BatchScorer:
                 from rftgrade.judge.local import LocalBackend
 
                 backend = LocalBackend.from_route(route)
+            elif len(route.base_urls) > 1:
+                import dataclasses
+
+                from rftgrade.judge._balance import BalancedBackend
+                from rftgrade.judge._openai import OpenAIBackend
+
+                backend = BalancedBackend(
+                    [
+                        OpenAIBackend(dataclasses.replace(route, base_url=u, base_urls=()))
+                        for u in route.base_urls
+                    ],
+                    backoff=max(self.backoff, 0.01) * 2,
+                )
             else:
                 from rftgrade.judge._openai import OpenAIBackend
 
@@ -88,7 +101,8 @@ class BatchScorer:
     def _semaphore(self, route: ModelRoute) -> asyncio.Semaphore:
         sem = self._limits.get(route.pattern)
         if sem is None:
-            sem = self._limits[route.pattern] = asyncio.Semaphore(max(1, route.concurrency))
+            servers = max(1, len(route.base_urls))  # `concurrency` is per server
+            sem = self._limits[route.pattern] = asyncio.Semaphore(max(1, route.concurrency) * servers)
         return sem
 
     # -- judging -------------------------------------------------------------

@@ -6,13 +6,16 @@ import asyncio
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._pool import WorkerPool
-from rftgrade.sandbox._select import make_backend
+from rftgrade.sandbox._select import backend_class, make_backend
+
+if TYPE_CHECKING:
+    from rftgrade.sandbox.ray_pool import RayExecutor
 
 __all__ = ["ISOLATION_LEVELS", "SandboxExecutor"]
 
@@ -33,6 +36,9 @@ class SandboxExecutor:
             ``"isolation"`` key in its JSON.
         recycle_after: samples a worker serves before it is replaced.
         max_pools: graders kept warm at once (least recently used are closed).
+        ray: ``auto`` or a Ray cluster's ``HOST:PORT``: grade on the cluster's nodes
+            instead (a :class:`~rftgrade.sandbox.ray_pool.RayExecutor`; ``backend``
+            is then chosen on each node, and ``workers`` is the CPUs per pool actor).
     """
 
     def __init__(
@@ -44,12 +50,21 @@ class SandboxExecutor:
         isolation: str | None = None,
         recycle_after: int = 100_000,
         max_pools: int = 16,
+        ray: str | None = None,
     ) -> None:
         if isolation is not None and isolation not in ISOLATION_LEVELS:
             raise ValueError(f"isolation must be one of {ISOLATION_LEVELS}, got {isolation!r}")
-        self.backend = make_backend(backend) if isinstance(backend, str) else backend
-        self.name = self.backend.name
-        self.isolated = self.backend.isolated
+        self._ray: RayExecutor | None = None
+        if ray:
+            self._ray = _ray_executor(ray, backend, limits, workers, isolation, recycle_after)
+        if self._ray is not None:
+            # The backend runs on the nodes; this process only needs the worker file's checks.
+            self.backend = backend_class("process")()
+            self.name, self.isolated = self._ray.name, self._ray.isolated
+        else:
+            self.backend = make_backend(backend) if isinstance(backend, str) else backend
+            self.name = self.backend.name
+            self.isolated = self.backend.isolated
         self.limits = limits or Limits.from_env()
         self.workers = workers or os.cpu_count() or 1
         self.isolation = isolation
@@ -107,6 +122,8 @@ class SandboxExecutor:
         timeout: float | None = None,
         batch_timeout: float | None = None,
     ) -> list[PythonOutcome]:
+        if self._ray is not None:
+            return await self._ray.run(program, calls, timeout=timeout)
         if len(program.source.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
             return [
                 PythonOutcome(
@@ -125,11 +142,40 @@ class SandboxExecutor:
                 await pool.aclose()
 
     def stats(self) -> list[dict[str, Any]]:
+        if self._ray is not None:
+            return self._ray.stats()
         return [pool.snapshot() for pool in self._pools.values()]
 
     async def aclose(self) -> None:
+        if self._ray is not None:
+            await self._ray.aclose()
         async with self._lock:
             for pool in self._pools.values():
                 await pool.aclose()
             self._pools.clear()
         await self.backend.aclose()
+
+
+def _ray_executor(
+    address: str,
+    backend: str | SandboxBackend,
+    limits: Limits | None,
+    workers: int | None,
+    isolation: str | None,
+    recycle_after: int,
+) -> RayExecutor:
+    from rftgrade.sandbox.ray_pool import RayExecutor
+
+    if not isinstance(backend, str):
+        raise ValueError(
+            "ray= takes the backend by name (docker, bwrap, process or auto): each node builds its own"
+        )
+    cpus = workers or (int(os.environ["RFTGRADE_RAY_CPUS"]) if os.environ.get("RFTGRADE_RAY_CPUS") else None)
+    return RayExecutor(
+        address,
+        backend=os.environ.get("RFTGRADE_SANDBOX", "auto") if backend == "auto" else backend,
+        limits=limits,
+        isolation=isolation,
+        recycle_after=recycle_after,
+        cpus_per_actor=cpus,
+    )

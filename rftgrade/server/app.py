@@ -61,6 +61,8 @@ class ServerConfig:
     default_grader: str | None = None
     """Name or id used when a request names none (default: the first preloaded grader)."""
     sandbox: str = "auto"
+    ray: str | None = None
+    """A Ray cluster (``auto`` or ``HOST:PORT``) whose nodes run the python graders."""
     api_key: str | None = None
     max_body_bytes: int = 64 * 1024 * 1024
     max_inflight_rows: int = 200_000
@@ -329,7 +331,7 @@ def _fast_json(payload: Any) -> Response:
 def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry | None = None) -> FastAPI:
     """Build the ASGI app. Graders in ``config.graders`` are compiled before it serves."""
     config = config or ServerConfig()
-    registry = registry or GraderRegistry(sandbox=config.sandbox)
+    registry = registry or GraderRegistry(sandbox=config.sandbox, ray=config.ray)
     if registry.python_batch_timeout is None:  # the server's bound, unless its registry has one
         registry.python_batch_timeout = config.request_timeout
     metrics = ServerMetrics(registry.stats)
