@@ -257,13 +257,16 @@ async def test_grader_that_kills_its_actor_is_the_only_one_flagged(cluster: Loop
 
 async def test_node_removed_and_node_joined_mid_batch(cluster: LoopbackCluster) -> None:
     executor = RayExecutor(cluster.address, backend="process", refresh_interval=0.3, start_timeout=20)
-    n = 300  # 0.02 s each over 2 one-CPU nodes: ~3 s of grading
+    n = 500  # 0.02 s each over 2 one-CPU nodes: ~5 s of grading
     try:
-        await executor.run(program(SLOW), calls(4), timeout=10)  # actors up on both nodes
+        assert await executor.wait_for_actors(2, 60) == 2  # actors up on both nodes
+        await executor.run(program(SLOW), calls(4), timeout=10)
         nodes_before = {s["node_id"] for s in executor.stats()}
+        before = sum(s["graded"] for s in executor.stats())
         task = asyncio.ensure_future(executor.run(program(SLOW), calls(n), timeout=10))
-        await asyncio.sleep(0.8)
-        victim = cluster.workers[0]
+        while sum(s["graded"] for s in executor.stats()) == before:  # under way on the cluster
+            await asyncio.sleep(0.05)
+        victim = next(w for w in cluster.workers if w.node_id in nodes_before)
         cluster.kill_node(victim)
         joined = cluster.add_node()
         cluster.workers.append(joined)
