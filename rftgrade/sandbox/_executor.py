@@ -75,11 +75,7 @@ class SandboxExecutor:
 
     def isolation_for(self, program: PythonProgram) -> tuple[str, str]:
         """The isolation ``program`` runs in, and why."""
-        if program.isolation in ISOLATION_LEVELS:
-            return program.isolation, "the grader's JSON says so"  # type: ignore[return-value]
-        if self.isolation is not None:
-            return self.isolation, "the sandbox executor was told so"
-        return program.auto_isolation, program.isolation_reason or "chosen from the source"
+        return isolation_choice(program, self.isolation)
 
     def _isolation_for(self, program: PythonProgram) -> str:
         return self.isolation_for(program)[0]
@@ -123,7 +119,7 @@ class SandboxExecutor:
         batch_timeout: float | None = None,
     ) -> list[PythonOutcome]:
         if self._ray is not None:
-            return await self._ray.run(program, calls, timeout=timeout)
+            return await self._ray.run(program, calls, timeout=timeout, batch_timeout=batch_timeout)
         if len(program.source.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
             return [
                 PythonOutcome(
@@ -154,6 +150,15 @@ class SandboxExecutor:
                 await pool.aclose()
             self._pools.clear()
         await self.backend.aclose()
+
+
+def isolation_choice(program: PythonProgram, told: str | None) -> tuple[str, str]:
+    """The isolation ``program`` runs in, and why: its JSON's, else the executor's, else its source's."""
+    if program.isolation in ISOLATION_LEVELS:
+        return program.isolation, "the grader's JSON says so"  # type: ignore[return-value]
+    if told is not None:
+        return told, "the sandbox executor was told so"
+    return program.auto_isolation, program.isolation_reason or "chosen from the source"
 
 
 def _ray_executor(

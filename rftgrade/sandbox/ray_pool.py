@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rftgrade._exceptions import BackendUnavailableError
 from rftgrade._executors import PythonCall, PythonCalls, PythonOutcome, PythonProgram
@@ -86,10 +86,12 @@ class _Batch:
             self.outcomes[i] = outcome
         self.changed.set()
 
-    def flag_rest(self, error_type: str, details: str) -> None:
+    def flag_rest(
+        self, error_type: str, details: str, error: Literal["runtime", "server", "timeout"] = "server"
+    ) -> None:
         """Flag every sample still unanswered (queued or in flight)."""
         self.queue.clear()
-        outcome = PythonOutcome(error="server", error_type=error_type, details=details)
+        outcome = PythonOutcome(error=error, error_type=error_type, details=details)
         for i, current in enumerate(self.outcomes):
             if current is None:
                 self.outcomes[i] = outcome
@@ -246,10 +248,25 @@ class RayExecutor:
         self._actors.remove(actor)
 
     # -- grading ---------------------------------------------------------------
+    def isolation_for(self, program: PythonProgram) -> tuple[str, str]:
+        """The isolation ``program`` runs in on the nodes, and why (as a local pool would choose)."""
+        from rftgrade.sandbox._executor import isolation_choice
+
+        return isolation_choice(program, self.isolation)
+
     async def run(
-        self, program: PythonProgram, calls: Sequence[PythonCall], *, timeout: float | None = None
+        self,
+        program: PythonProgram,
+        calls: Sequence[PythonCall],
+        *,
+        timeout: float | None = None,
+        batch_timeout: float | None = None,
     ) -> list[PythonOutcome]:
-        """Grade every call on the cluster; one outcome each, in order. Never raises for a bad sample."""
+        """Grade every call on the cluster; one outcome each, in order. Never raises for a bad sample.
+
+        ``batch_timeout`` bounds the whole call: samples unanswered then fail as timeouts
+        (``unresponsive_reward_error``), as on a local pool.
+        """
         if not len(calls):
             return []
         if not isinstance(calls, PythonCalls):
@@ -263,8 +280,14 @@ class RayExecutor:
         self.counters["chunks"] += len(batch.queue)
         self._batches.add(batch)
         feeders: dict[_Actor, list[asyncio.Task[None]]] = {}
+        deadline = time.monotonic() + batch_timeout if batch_timeout else None
         try:
             while not batch.done():
+                if deadline is not None and time.monotonic() >= deadline:
+                    batch.flag_rest(
+                        "BatchTimeout", f"the batch's {batch_timeout:g} s deadline passed", error="timeout"
+                    )
+                    break
                 for actor in self._live():
                     if actor not in feeders:
                         feeders[actor] = [
@@ -277,8 +300,11 @@ class RayExecutor:
                         batch.flag_rest("no_ray_actor", self._no_actor_reason())
                         break
                 batch.changed.clear()
+                wait = self.refresh_interval
+                if deadline is not None:
+                    wait = max(0.0, min(wait, deadline - time.monotonic()))
                 try:
-                    async with asyncio.timeout(self.refresh_interval):
+                    async with asyncio.timeout(wait):
                         await batch.changed.wait()
                 except TimeoutError:
                     pass

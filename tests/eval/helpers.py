@@ -44,7 +44,7 @@ def run_eval(
 ) -> subprocess.CompletedProcess[str]:
     grader_path = tmp / "grader.json"
     grader_path.write_text(json.dumps(grader))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test", "COLUMNS": "250"}
     return subprocess.run(
         [
             sys.executable,
