@@ -211,7 +211,10 @@ async def test_verl_adapter_uses_the_cluster_with_rftgrade_ray(
     monkeypatch.setattr(_client, "_REGISTRIES", {})
     try:
         scores = await asyncio.gather(
-            *(verl.compute_score_async(data_source="d", solution_str=str(i), ground_truth="x") for i in range(6))
+            *(
+                verl.compute_score_async(data_source="d", solution_str=str(i), ground_truth="x")
+                for i in range(6)
+            )
         )
     finally:
         for registry in _client._REGISTRIES.values():
@@ -309,15 +312,17 @@ async def test_no_actor_left_flags_the_rest_without_hanging(cluster: LoopbackClu
 
 
 async def test_a_batch_deadline_holds_on_the_cluster(cluster: LoopbackCluster) -> None:
-    slow = "import time\ndef grade(sample, item):\n    time.sleep(5)\n    return 1.0\n"
+    # Last, on a node of its own: the tests before it have killed the others.
+    cluster.add_node()
+    slow = "import time\ndef grade(sample, item):\n    time.sleep(1.5)\n    return 1.0\n"
     executor = RayExecutor(cluster.address, backend="process", refresh_interval=0.5)
-    grader = Grader(python_grader(slow), python=executor, python_batch_timeout=1.5)
+    grader = Grader(python_grader(slow), python=executor, python_batch_timeout=0.5)
     try:
-        assert await get_portal().acall(executor.wait_for_actors(2, 60)) == 2
+        assert await get_portal().acall(executor.wait_for_actors(1, 60)) >= 1
         started = time.monotonic()
-        results = await grader.arun_batch([{"sample": str(i), "item": {}} for i in range(6)])
+        results = await grader.arun_batch([{"sample": str(i), "item": {}} for i in range(4)])
         took = time.monotonic() - started
     finally:
         await grader.aclose()
     assert all(r.errors.unresponsive_reward_error and r.reward == 0.0 for r in results)
-    assert took < 4.5, took  # the deadline, not the graders' 5 s sleeps
+    assert took < 1.4, took  # the deadline, not one grader's 1.5 s sleep
