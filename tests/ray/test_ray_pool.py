@@ -193,35 +193,6 @@ def test_serve_with_ray_grades_on_the_cluster(cluster: LoopbackCluster, tmp_path
         proc.wait(30)
 
 
-async def test_verl_adapter_uses_the_cluster_with_rftgrade_ray(
-    cluster: LoopbackCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import importlib
-
-    from rftgrade.integrations import _client
-
-    grader = tmp_path / "g.json"
-    grader.write_text(json.dumps(python_grader(ON_RAY)))
-    monkeypatch.setenv("RFTGRADE_GRADER", str(grader))
-    monkeypatch.setenv("RFTGRADE_SANDBOX", "process")
-    monkeypatch.setenv("RFTGRADE_RAY", cluster.address)
-    monkeypatch.delenv("RFTGRADE_SERVER_URL", raising=False)
-    verl = importlib.import_module("rftgrade.integrations.verl")
-    monkeypatch.setattr(verl, "_STATE", None)
-    monkeypatch.setattr(_client, "_REGISTRIES", {})
-    try:
-        scores = await asyncio.gather(
-            *(
-                verl.compute_score_async(data_source="d", solution_str=str(i), ground_truth="x")
-                for i in range(6)
-            )
-        )
-    finally:
-        for registry in _client._REGISTRIES.values():
-            await registry.aclose()
-    assert [s["score"] for s in scores] == [1.0] * 6, scores
-
-
 def test_doctor_lists_every_node(cluster: LoopbackCluster) -> None:
     done = cli("sandbox", "doctor", "--ray", cluster.address)
     assert done.returncode == 0, done.stderr
@@ -326,3 +297,32 @@ async def test_a_batch_deadline_holds_on_the_cluster(cluster: LoopbackCluster) -
         await grader.aclose()
     assert all(r.errors.unresponsive_reward_error and r.reward == 0.0 for r in results)
     assert took < 1.4, took  # the deadline, not one grader's 1.5 s sleep
+
+
+async def test_verl_adapter_uses_the_cluster_with_rftgrade_ray(
+    cluster: LoopbackCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from rftgrade.integrations import _client
+
+    grader = tmp_path / "g.json"
+    grader.write_text(json.dumps(python_grader(ON_RAY)))
+    monkeypatch.setenv("RFTGRADE_GRADER", str(grader))
+    monkeypatch.setenv("RFTGRADE_SANDBOX", "process")
+    monkeypatch.setenv("RFTGRADE_RAY", cluster.address)
+    monkeypatch.delenv("RFTGRADE_SERVER_URL", raising=False)
+    verl = importlib.import_module("rftgrade.integrations.verl")
+    monkeypatch.setattr(verl, "_STATE", None)
+    monkeypatch.setattr(_client, "_REGISTRIES", {})
+    try:
+        scores = await asyncio.gather(
+            *(
+                verl.compute_score_async(data_source="d", solution_str=str(i), ground_truth="x")
+                for i in range(6)
+            )
+        )
+    finally:
+        for registry in _client._REGISTRIES.values():
+            await registry.aclose()
+    assert [s["score"] for s in scores] == [1.0] * 6, scores
