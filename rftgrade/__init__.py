@@ -4,7 +4,7 @@ Load a grader written as OpenAI grader JSON, grade ``(sample, item)`` rows with 
 and get results in OpenAI's ``graders/run`` response shape::
 
     import rftgrade
-    grader = rftgrade.Grader("grader.json")
+    grader = rftgrade.Grader("grader.json", sandbox="auto")  # a sandbox for python graders
     result = grader.run("the model's answer", {"answer": "42"})
     result.reward, result.to_dict()
 """
@@ -31,8 +31,10 @@ from rftgrade._executors import (
 )
 from rftgrade._gc import set_gc_pausing
 from rftgrade._grader import Grader, ValidationReport, grader_id, validate
+from rftgrade._graders import Runtime
 from rftgrade._load import grader_to_dict, load_spec
 from rftgrade._result import ERROR_FLAGS, GraderErrors, GradeResult, TokenUsage
+from rftgrade._runtime import build_runtime
 from rftgrade._sample import Sample, make_sample
 from rftgrade._specs import (
     GRADER_TYPES,
@@ -69,6 +71,7 @@ __all__ = [
     "PythonOutcome",
     "PythonProgram",
     "RftgradeError",
+    "Runtime",
     "Sample",
     "ScoreModelGrader",
     "StringCheckGrader",
@@ -76,6 +79,7 @@ __all__ = [
     "TokenUsage",
     "ValidationReport",
     "__version__",
+    "build_runtime",
     "grader_id",
     "grader_to_dict",
     "load_spec",

@@ -13,19 +13,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rftgrade._columns import Columns
+from rftgrade._dedupe import dedupe_columns, dedupe_rows
 from rftgrade._embeddings import Embedder
 from rftgrade._exceptions import GraderValidationError, Problem
-from rftgrade._executors import JudgeExecutor, PythonCalls, PythonExecutor, PythonProgram
+from rftgrade._executors import JudgeExecutor, PythonExecutor, PythonProgram
 from rftgrade._gc import gc_paused
 from rftgrade._graders import CompiledGrader, Row, Runtime, compile_spec
-from rftgrade._graders.python import CompiledPython
 from rftgrade._load import GraderLike, grader_to_dict, load_spec
 from rftgrade._portal import get_portal
 from rftgrade._rawitem import RawItem
 from rftgrade._result import GradeResult
 from rftgrade._rows import NO_SAMPLE_HINT, split_row
+from rftgrade._runtime import build_runtime
 from rftgrade._sample import SampleLike, make_sample
-from rftgrade._specs import AnyGrader, PythonGrader, grader_parts
+from rftgrade._specs import AnyGrader
 
 __all__ = ["Grader", "RowLike", "ValidationReport", "grader_id", "validate"]
 
@@ -149,6 +150,13 @@ def _to_row(row: RowLike | Any, max_chars: int) -> tuple[Row | None, str | None,
 class Grader:
     """A compiled grader plus the executors it runs with.
 
+    Executors come from :func:`rftgrade.build_runtime`: ``sandbox=`` (or ``ray=``)
+    starts the ones the grader needs, and they are the grader's, closed with it.
+    Executors passed as ``python=`` / ``judge=`` are handed over to the grader too
+    (closed with it). To share executors between graders, pass a ``runtime``
+    built with providers, or use :class:`~rftgrade.GraderRegistry`: the grader
+    then closes only what it owns (:attr:`Runtime.owned`).
+
     Example:
         >>> g = Grader({"type": "string_check", "name": "x", "input": "{{ sample.output_text }}",
         ...             "reference": "{{ item.answer }}", "operation": "eq"})
@@ -163,33 +171,38 @@ class Grader:
         python: PythonExecutor | None = None,
         judge: JudgeExecutor | None = None,
         embedder: Embedder | None = None,
+        sandbox: str | None = None,
+        ray: str | None = None,
+        runtime: Runtime | None = None,
         python_timeout: float | None = None,
         python_batch_timeout: float | None = None,
         max_sample_chars: int = DEFAULT_MAX_SAMPLE_CHARS,
-        ray: str | None = None,
     ) -> None:
         self.spec: AnyGrader = load_spec(source)
         self.compiled: CompiledGrader = compile_spec(self.spec)
-        if ray and python is None and any(isinstance(g, PythonGrader) for g in grader_parts(self.spec)):
-            # Python graders on a Ray cluster ("auto" or HOST:PORT); see docs/scaling.md.
-            from rftgrade.sandbox import SandboxExecutor
-
-            python = SandboxExecutor(ray=ray)
-        if judge is not None:
+        if runtime is None:
+            runtime = build_runtime(
+                self.spec,
+                python=python,
+                judge=judge,
+                embedder=embedder,
+                sandbox=sandbox,
+                ray=ray,
+                start=sandbox is not None,
+                own_given=True,
+                python_timeout=python_timeout,
+                python_batch_timeout=python_batch_timeout,
+            )
+        if runtime.judge is not None:
             # A model nobody can serve is a configuration error, found now rather
             # than as a flag on every sample.
-            problems = _model_problems(self.compiled, judge, "")
+            problems = _model_problems(self.compiled, runtime.judge, "")
             if problems:
+                get_portal().call(runtime.aclose())
                 raise GraderValidationError(problems)
         self.id = grader_id(self.spec)
         self.max_sample_chars = max_sample_chars
-        self.runtime = Runtime(
-            python=python,
-            judge=judge,
-            embedder=embedder,
-            python_timeout=python_timeout,
-            python_batch_timeout=python_batch_timeout,
-        )
+        self.runtime = runtime
 
     @property
     def name(self) -> str:
@@ -263,10 +276,10 @@ class Grader:
             results[pos] = result
         return [r for r in results if r is not None]
 
-    def _column_calls(self, rows: Iterable[RowLike] | Columns) -> PythonCalls | None:
-        """A python grader's calls straight from :class:`Columns` of texts and dicts, or
-        ``None`` when the batch needs the row-by-row path (and its checks)."""
-        if not isinstance(rows, Columns) or not isinstance(self.compiled, CompiledPython) or not len(rows):
+    def _clean_columns(self, rows: Iterable[RowLike] | Columns) -> Columns | None:
+        """``rows`` when they are :class:`Columns` that need no row check (text samples
+        within the limit, object items): the compiled grader takes them as they are."""
+        if not isinstance(rows, Columns) or not len(rows):
             return None
         samples, items = rows.samples, rows.items
         # Whole-column checks run in C: the rows they accept are exactly the rows
@@ -275,56 +288,67 @@ class Grader:
             return None
         if max(map(len, samples)) > self.max_sample_chars:
             return None
-        return PythonCalls(list(samples), list(items))  # type: ignore[arg-type]
+        return rows
 
-    def _calls_or_rows(
-        self, rows: Iterable[RowLike] | Columns
-    ) -> tuple[PythonCalls | None, Iterable[RowLike]]:
-        """Either the python calls of a :class:`Columns` batch, or the batch as rows."""
-        calls = self._column_calls(rows)
-        if calls is not None:
-            return calls, ()
-        return None, rows.rows() if isinstance(rows, Columns) else rows
-
-    def run_batch(self, rows: Iterable[RowLike] | Columns) -> list[GradeResult]:
+    def run_batch(self, rows: Iterable[RowLike] | Columns, *, dedupe: bool = False) -> list[GradeResult]:
         """Grade many rows, in order. One broken row never sinks the batch.
 
         ``rows`` is a list of ``{"sample", "item"}`` rows (or ``(sample, item)``
-        tuples), or :class:`~rftgrade.Columns`.
+        tuples, or OpenAI RFT dataset rows), or :class:`~rftgrade.Columns`.
 
-        The cyclic garbage collector is paused for the call (see :mod:`rftgrade._gc`):
-        the batch's own objects hold no cycles, and collections triggered by them
-        would walk the caller's whole heap (a trainer's is large) several times.
+        With ``dedupe``, identical rows are graded once and every copy gets that
+        row's result (one object for all of them): for batches that repeat
+        completions, as GRPO groups of short answers do.
+
+        Where the process allows it (:func:`rftgrade.set_gc_pausing`), the cyclic
+        garbage collector is paused for the call (see :mod:`rftgrade._gc`).
         """
         with gc_paused():
-            calls, rows = self._calls_or_rows(rows)
-            if calls is not None:
-                return get_portal().call(self._grade_calls(calls))
-            prepared, positions, results, truncated = self._prepare(rows)
-            if self.compiled.is_sync:
-                graded = self.compiled.grade_rows(prepared)
-            else:
-                graded = get_portal().call(self._grade_async(prepared))
-            out = self._finish(results, positions, graded, truncated)
-            # Freed now by reference counting, not walked by the collection the pause deferred.
-            del prepared, positions, results, graded
+            batch, where = _deduped(rows) if dedupe else (rows, None)
+            out = self._run_sync(batch)
+            if where is not None:
+                out = [out[j] for j in where]
+            del batch
         return out
 
-    async def arun_batch(self, rows: Iterable[RowLike] | Columns) -> list[GradeResult]:
-        """Async :meth:`run_batch`."""
-        calls, rows = self._calls_or_rows(rows)
-        if calls is not None:
-            return await get_portal().acall(self._grade_calls(calls))
-        prepared, positions, results, truncated = self._prepare(rows)
+    def _run_sync(self, rows: Iterable[RowLike] | Columns) -> list[GradeResult]:
+        columns = self._clean_columns(rows)
+        if columns is not None:
+            if self.compiled.is_sync:
+                return self.compiled.grade_columns_sync(columns)
+            return get_portal().call(self._grade_columns(columns))
+        prepared, positions, results, truncated = self._prepare(_as_rows(rows))
         if self.compiled.is_sync:
             graded = self.compiled.grade_rows(prepared)
         else:
-            graded = await get_portal().acall(self._grade_async(prepared))
-        return self._finish(results, positions, graded, truncated)
+            graded = get_portal().call(self._grade_async(prepared))
+        out = self._finish(results, positions, graded, truncated)
+        # Freed now by reference counting, not walked by a collection the pause deferred.
+        del prepared, positions, results, graded
+        return out
 
-    async def _grade_calls(self, calls: PythonCalls) -> list[GradeResult]:
-        assert isinstance(self.compiled, CompiledPython)
-        return await self.compiled.grade_calls(calls, self.runtime)
+    async def arun_batch(
+        self, rows: Iterable[RowLike] | Columns, *, dedupe: bool = False
+    ) -> list[GradeResult]:
+        """Async :meth:`run_batch`."""
+        batch, where = _deduped(rows) if dedupe else (rows, None)
+        columns = self._clean_columns(batch)
+        if columns is not None:
+            if self.compiled.is_sync:
+                out = self.compiled.grade_columns_sync(columns)
+            else:
+                out = await get_portal().acall(self._grade_columns(columns))
+        else:
+            prepared, positions, results, truncated = self._prepare(_as_rows(batch))
+            if self.compiled.is_sync:
+                graded = self.compiled.grade_rows(prepared)
+            else:
+                graded = await get_portal().acall(self._grade_async(prepared))
+            out = self._finish(results, positions, graded, truncated)
+        return out if where is None else [out[j] for j in where]
+
+    async def _grade_columns(self, columns: Columns) -> list[GradeResult]:
+        return await self.compiled.grade_columns(columns, self.runtime)
 
     async def _grade_async(self, rows: list[Row]) -> list[GradeResult]:
         start = time.perf_counter()
@@ -339,18 +363,30 @@ class Grader:
         return graded
 
     async def aclose(self) -> None:
-        """Release executors this grader owns (pools, clients)."""
-        for executor in (self.runtime.python, self.runtime.judge):
-            if executor is not None:
-                await get_portal().acall(executor.aclose())
+        """Release the executors this grader owns (pools, clients); shared ones stay open."""
+        await get_portal().acall(self.runtime.aclose())
 
     def close(self) -> None:
-        for executor in (self.runtime.python, self.runtime.judge):
-            if executor is not None:
-                get_portal().call(executor.aclose())
+        """:meth:`aclose`, from synchronous code."""
+        get_portal().call(self.runtime.aclose())
 
     def __enter__(self) -> Grader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _as_rows(rows: Iterable[RowLike] | Columns) -> Iterable[RowLike]:
+    return rows.rows() if isinstance(rows, Columns) else rows
+
+
+def _deduped(rows: Iterable[RowLike] | Columns) -> tuple[Iterable[RowLike] | Columns, list[int] | None]:
+    """The distinct rows of a batch and where each row's copy is (``None``: all distinct)."""
+    if isinstance(rows, Columns):
+        return dedupe_columns(rows)
+    listed = rows if isinstance(rows, list) else list(rows)
+    if not all(type(row) is dict for row in listed):
+        return listed, None  # tuples and other shapes: graded as they are
+    unique, where = dedupe_rows(listed)
+    return unique, (None if len(unique) == len(listed) else where)

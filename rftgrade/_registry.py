@@ -14,7 +14,7 @@ from rftgrade._exceptions import GraderValidationError, Problem
 from rftgrade._executors import JudgeExecutor, PythonExecutor
 from rftgrade._grader import Grader, grader_id
 from rftgrade._load import GraderLike, load_spec
-from rftgrade._specs import LabelModelGrader, PythonGrader, ScoreModelGrader, grader_parts
+from rftgrade._runtime import build_runtime
 
 __all__ = ["GraderRegistry", "UnknownGraderError"]
 
@@ -91,20 +91,16 @@ class GraderRegistry:
             if existing is not None:
                 self._touch(gid)
         if existing is None:
-            parts = grader_parts(spec)
-            python = self.python_executor() if any(isinstance(p, PythonGrader) for p in parts) else None
-            judge = (
-                self.judge_executor()
-                if any(isinstance(p, (ScoreModelGrader, LabelModelGrader)) for p in parts)
-                else None
-            )
-            existing = Grader(
+            # The registry's executors are shared: providers, started on first need,
+            # never closed by one of its graders.
+            runtime = build_runtime(
                 spec,
-                python=python,
-                judge=judge,
+                python=self.python_executor,
+                judge=self.judge_executor,
                 python_timeout=self.python_timeout,
                 python_batch_timeout=self.python_batch_timeout,
             )
+            existing = Grader(spec, runtime=runtime)
             with self._lock:
                 if len(self._by_id) >= self.max_graders and gid not in self._by_id and not self._evict_one():
                     raise GraderValidationError(

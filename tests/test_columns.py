@@ -35,7 +35,7 @@ def _strip_times(results: list[Any]) -> list[Any]:
 def test_text_columns_take_the_python_fast_path_and_grade_like_rows(python_grader: Grader) -> None:
     samples = [f"answer {i}" * (i % 3) for i in range(50)]
     items: list[Any] = [{"bonus": i} for i in range(49)] + [RawItem(b'{"bonus": 100}')]
-    assert python_grader._column_calls(Columns(samples, items)) is not None
+    assert python_grader._clean_columns(Columns(samples, items)) is not None
     by_rows = python_grader.run_batch([{"sample": s, "item": i} for s, i in zip(samples, items, strict=True)])
     by_columns = python_grader.run_batch(Columns(samples, items))
     _same(_strip_times(by_rows), _strip_times(by_columns))
@@ -68,7 +68,7 @@ def test_too_long_samples_are_cut_and_flagged_as_rows_are() -> None:
     )
     try:
         columns = Columns(["short", "y" * 30], [{}, {}])
-        assert grader._column_calls(columns) is None
+        assert grader._clean_columns(columns) is None
         long_one = grader.run_batch(columns)[1]
         assert long_one.errors.truncated_observation_error and long_one.reward == 2.0
     finally:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rftgrade._columns import Columns
 from rftgrade._embeddings import Embedder
 from rftgrade._executors import JudgeExecutor, PythonExecutor
 from rftgrade._rawitem import RawItem
@@ -15,7 +16,7 @@ from rftgrade._sample import Sample, make_sample
 from rftgrade._specs import AnyGrader
 from rftgrade._template import Template, VariableError
 
-__all__ = ["CompiledGrader", "Row", "Runtime", "flag_variable_error", "render"]
+__all__ = ["CompiledGrader", "Row", "Runtime", "flag_variable_error", "render", "rows_of"]
 
 
 class Row:
@@ -76,6 +77,15 @@ class Runtime:
     python_batch_timeout: float | None = None
     """Seconds for all of one call's python samples together (``None``: no bound)."""
     extras: dict[str, Any] = field(default_factory=dict)
+    owned: tuple[Any, ...] = ()
+    """The executors this runtime started (:func:`rftgrade.build_runtime`): closed with
+    it. Executors shared with others (a registry's) are not in it."""
+
+    async def aclose(self) -> None:
+        """Close the executors this runtime owns, and only those."""
+        owned, self.owned = self.owned, ()
+        for executor in owned:
+            await executor.aclose()
 
 
 class CompiledGrader:
@@ -113,8 +123,27 @@ class CompiledGrader:
         """Grade rows; one result per row, in order. Never raises for a bad row."""
         return self.grade_rows(rows)
 
+    async def grade_columns(self, columns: Columns, runtime: Runtime) -> list[GradeResult]:
+        """Grade a batch held as columns: the core's batch type.
+
+        The caller (:class:`~rftgrade.Grader`) has checked the columns: every sample
+        is text within the length limit, every item a dict or
+        :class:`~rftgrade._rawitem.RawItem`. This default grades them as rows; a
+        grader that can use the columns as they are (``python``) overrides it.
+        """
+        return await self.grade_batch(rows_of(columns), runtime)
+
+    def grade_columns_sync(self, columns: Columns) -> list[GradeResult]:
+        """:meth:`grade_columns` for :attr:`is_sync` graders, without an event loop."""
+        return self.grade_rows(rows_of(columns))
+
     def sub_graders(self) -> dict[str, CompiledGrader]:
         return {}
+
+
+def rows_of(columns: Columns) -> list[Row]:
+    """Checked columns (see :meth:`CompiledGrader.grade_columns`) as :class:`Row` objects."""
+    return list(map(Row, columns.samples, columns.items))  # type: ignore[arg-type]  # checked by the caller
 
 
 def flag_variable_error(exc: VariableError, row: Row, result: GradeResult) -> None:

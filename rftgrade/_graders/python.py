@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 
+from rftgrade._columns import Columns
 from rftgrade._exceptions import Problem
 from rftgrade._executors import PythonCalls, PythonOutcome, PythonProgram
 from rftgrade._gc import gc_paused
@@ -144,6 +145,12 @@ class CompiledPython(CompiledGrader):
     async def grade_batch(self, rows: Sequence[Row], runtime: Runtime) -> list[GradeResult]:
         with gc_paused():
             calls = PythonCalls([row.wire() for row in rows], [row.wire_item() for row in rows])
+        return await self.grade_calls(calls, runtime)
+
+    async def grade_columns(self, columns: Columns, runtime: Runtime) -> list[GradeResult]:
+        # The columns are the calls: no object per row on the host before the sandbox
+        # (items still in their JSON text go to the worker as that text).
+        calls = PythonCalls(list(columns.samples), list(columns.items))  # type: ignore[arg-type]  # checked
         return await self.grade_calls(calls, runtime)
 
     async def grade_calls(self, calls: PythonCalls, runtime: Runtime) -> list[GradeResult]:

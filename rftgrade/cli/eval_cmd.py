@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -28,30 +27,18 @@ err = Console(stderr=True)
 
 def _grader(path: Path, sandbox: str | None) -> tuple[Any, str, dict[str, Any] | None]:
     """The grader, built as every CLI command builds it, with the form it was read as."""
-    from rftgrade._exceptions import GraderValidationError, RftgradeError
+    from rftgrade._exceptions import GraderValidationError
     from rftgrade._forms import read_grader_source
-    from rftgrade._grader import Grader
-    from rftgrade._load import load_spec
-    from rftgrade.cli._runtime import make_executors
+    from rftgrade.cli._runtime import open_grader
 
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            source = read_grader_source(path)
-            err.print(f"read {path} as {source.describe()}", highlight=False)
-            spec = load_spec(source.data)
-            python, judge = make_executors(spec, sandbox)
-            grader = Grader(spec, python=python, judge=judge)
-        for w in caught:
-            err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
-    except GraderValidationError as exc:
-        err.print(f"[bold red]{path}: invalid[/] ({len(exc.problems)} problem(s))")
-        for p in exc.problems:
-            err.print(f"  [red]✗[/] [bold]{p.path or '<root>'}[/]: {p.message}", highlight=False)
-        raise typer.Exit(1) from None
-    except (RftgradeError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        source = read_grader_source(path)
+    except GraderValidationError:
+        source = None  # open_grader reports it with every problem
+    if source is not None:
+        err.print(f"read {path} as {source.describe()}", highlight=False)
+    grader = open_grader(path, sandbox, announce=False)
+    assert source is not None  # open_grader has exited on an unreadable grader
     return grader, source.form, source.job
 
 

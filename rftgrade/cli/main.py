@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from rftgrade._exceptions import GraderValidationError, RftgradeError
 from rftgrade._gc import set_gc_pausing
 from rftgrade._grader import Grader
-from rftgrade._load import load_spec
 from rftgrade._result import GradeResult
-from rftgrade.cli._io import at_value, iter_jsonl, print_summary, say_form, summarize
-from rftgrade.cli._runtime import RayOption, SandboxOption, make_executors
+from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
+from rftgrade.cli._runtime import RayOption, SandboxOption, open_grader
 from rftgrade.cli.eval_cmd import eval_cmd
 from rftgrade.cli.export_cmd import export_app
 from rftgrade.cli.quality_cmd import calibrate_cmd, check_cmd
@@ -54,23 +50,7 @@ def _print_problems(problems: list[Any], header: str) -> None:
 
 
 def _load(grader: Path, sandbox: SandboxOption, ray: str | None = None) -> Grader:
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            say_form(grader)
-            spec = load_spec(grader)
-            python, judge = make_executors(spec, sandbox, ray)
-            loaded = Grader(spec, python=python, judge=judge)
-        for w in caught:
-            err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
-        return loaded
-    except GraderValidationError as exc:
-        _print_problems(exc.problems, f"{grader}: invalid")
-        raise typer.Exit(1) from None
-    except RftgradeError as exc:
-        # Escaped: a message may name an extra, e.g. 'rftgrade[ray]', which rich reads as markup.
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+    return open_grader(grader, sandbox, ray)
 
 
 def _print_result(result: GradeResult) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rftgrade.cli._io import iter_jsonl, say_form
+from rftgrade.cli._io import iter_jsonl
 from rftgrade.cli._runtime import SandboxOption
 
 __all__ = ["calibrate_cmd", "check_cmd"]
@@ -37,28 +37,10 @@ def _rows(path: Path, *, expand_samples: bool = False) -> list[dict[str, Any]]:
 
 
 def _grader(path: Path, sandbox: str | None) -> Any:
-    from rftgrade._exceptions import GraderValidationError, RftgradeError
-    from rftgrade._grader import Grader
-    from rftgrade._load import load_spec
-    from rftgrade.cli._runtime import make_executors, needs_judge
+    from rftgrade.cli._runtime import open_grader
 
-    try:
-        say_form(path)
-        spec = load_spec(path)
-        python, judge = make_executors(spec, sandbox)
-        if needs_judge(spec):
-            from rftgrade.judge import BatchScorer
-
-            # Repeats must reach the judge: no reply cache.
-            judge = BatchScorer(cache=False)
-        return Grader(spec, python=python, judge=judge)
-    except GraderValidationError as exc:
-        for p in exc.problems:
-            err.print(f"[red]✗[/] {p}", highlight=False)
-        raise typer.Exit(1) from None
-    except (RftgradeError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+    # Repeats must reach the judge: no reply cache.
+    return open_grader(path, sandbox, judge_cache=False)
 
 
 def _range(value: Optional[str]) -> tuple[float, float] | None:

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from rftgrade._grader import Grader
+from rftgrade._load import load_spec
+from rftgrade._runtime import build_runtime
 
 __all__ = ["load_grader"]
 
@@ -23,12 +25,21 @@ def load_grader() -> Iterator[Callable[..., Grader]]:
     opened: list[Grader] = []
 
     def load(source: Any, *, sandbox: str | None = None, **kwargs: Any) -> Grader:
-        python = None
-        if sandbox is not None:
-            from rftgrade.sandbox import SandboxExecutor
-
-            python = SandboxExecutor(sandbox, workers=1)
-        grader = Grader(source, python=python, **kwargs)
+        if sandbox is not None and "runtime" not in kwargs:
+            # One worker: a unit test grades a handful of rows, and starts fast.
+            spec = load_spec(source)
+            kwargs["runtime"] = build_runtime(
+                spec,
+                python=kwargs.pop("python", None),
+                judge=kwargs.pop("judge", None),
+                sandbox=sandbox,
+                workers=1,
+                own_given=True,
+                python_timeout=kwargs.pop("python_timeout", None),
+                python_batch_timeout=kwargs.pop("python_batch_timeout", None),
+            )
+            source = spec
+        grader = Grader(source, **kwargs)
         opened.append(grader)
         return grader
 

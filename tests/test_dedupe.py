@@ -1,4 +1,4 @@
-"""Identical rows are graded once: the server's dedupe, checked against a plain canonical key."""
+"""Dedupe of repeated rows (core, opt-in per call; the server uses it for every batch)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rftgrade import Columns
+from rftgrade._dedupe import dedupe_columns, dedupe_rows
 from rftgrade._rawitem import RawItem
-from rftgrade.server import dedupe_rows
-from rftgrade.server._dedupe import dedupe_columns
 
 texts = st.sampled_from(["a", "b", '{"x": 1}'])
 items = st.fixed_dictionaries({"answer": st.sampled_from([1, 2, "1"])})
@@ -71,7 +70,7 @@ def test_a_sample_text_that_spells_another_rows_key_is_not_merged_with_it() -> N
 def test_a_shared_item_is_keyed_once_however_many_rows_repeat_their_text(monkeypatch: Any) -> None:
     # A `groups` body: one item (possibly big) for many rows; keying it once per
     # repeated sample would make the work grow with samples x item size.
-    from rftgrade.server import _dedupe
+    from rftgrade import _dedupe
 
     keyed: list[Any] = []
     real = _dedupe._row_key
@@ -88,3 +87,63 @@ def test_a_shared_item_is_keyed_once_however_many_rows_repeat_their_text(monkeyp
     # True and 1 are equal in Python, not as samples.
     unique, where = dedupe_columns(Columns([True, 1, True, 1], [{}] * 4))
     assert unique.samples == [True, 1] and where == [0, 1, 0, 1]
+
+
+# A grader that counts its calls in a file: the count is what dedupe saves.
+_COUNTING = """
+import os
+def grade(sample, item):
+    with open(item["log"], "a") as fh:
+        fh.write("x")
+    return float(sample["output_text"] == item["answer"])
+"""
+
+
+def _counting_rows(log: str) -> list[dict[str, Any]]:
+    answers = ["4", "5", "4", "4", "6", "5"]
+    return [{"sample": a, "item": {"answer": "4", "log": log}} for a in answers]
+
+
+def test_run_batch_with_dedupe_grades_each_distinct_row_once(tmp_path: Any) -> None:
+    from rftgrade import Grader
+
+    log = tmp_path / "calls"
+    spec = {"type": "python", "name": "count", "source": _COUNTING}
+    with Grader(spec, sandbox="process") as grader:
+        plain = grader.run_batch(_counting_rows(str(log)))
+        calls_plain = len(log.read_text())
+        log.unlink()
+        deduped = grader.run_batch(_counting_rows(str(log)), dedupe=True)
+        calls_deduped = len(log.read_text())
+        log.unlink()
+        columns = Columns(*zip(*[(r["sample"], r["item"]) for r in _counting_rows(str(log))], strict=True))
+        from_columns = grader.run_batch(columns, dedupe=True)
+        calls_columns = len(log.read_text())
+    assert calls_plain == 6 and calls_deduped == 3 and calls_columns == 3
+    rewards = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    assert (
+        [r.reward for r in plain]
+        == [r.reward for r in deduped]
+        == [r.reward for r in from_columns]
+        == rewards
+    )
+
+
+def test_dedupe_is_off_unless_asked_and_keeps_bad_rows_flagged() -> None:
+    from rftgrade import Grader
+
+    spec = {
+        "type": "string_check",
+        "name": "eq",
+        "input": "{{ sample.output_text }}",
+        "reference": "{{ item.answer }}",
+        "operation": "eq",
+    }
+    rows: list[Any] = [
+        {"sample": "4", "item": {"answer": "4"}},
+        {"item": {"answer": "4"}},
+        {"sample": "4", "item": {"answer": "4"}},
+    ]
+    results = Grader(spec).run_batch(rows, dedupe=True)
+    assert [r.reward for r in results] == [1.0, 0.0, 1.0]
+    assert results[1].errors.sample_parse_error and results[0].ok and results[2].ok
