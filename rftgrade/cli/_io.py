@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ from rich.table import Table
 
 from rftgrade._exceptions import DataError, GraderValidationError
 from rftgrade._forms import read_grader_source
+from rftgrade._gradefile import FileSummary
 from rftgrade._jsonl import iter_json_lines
-from rftgrade._result import GradeResult
 from rftgrade._rows import NO_SAMPLE_HINT, is_rft_row, split_group, split_row
 
 __all__ = ["JsonlRow", "at_value", "iter_jsonl", "print_summary", "say_form", "summarize"]
@@ -96,18 +95,15 @@ def iter_jsonl(path: Path, *, expand_samples: bool = False) -> Iterator[JsonlRow
         yield JsonlRow(number, row, None)
 
 
-def summarize(results: list[GradeResult]) -> dict[str, Any]:
+def summarize(summary: FileSummary) -> dict[str, Any]:
     """Mean reward, distribution and error counts by flag."""
-    rewards = [r.reward for r in results]
-    flags: Counter[str] = Counter()
-    for r in results:
-        flags.update(r.errors.raised())
-    summary: dict[str, Any] = {"rows": len(results), "errored_rows": sum(1 for r in results if not r.ok)}
+    rewards = summary.rewards
+    out: dict[str, Any] = {"rows": summary.rows, "errored_rows": summary.errored_rows}
     if rewards:
         quantiles = (
             statistics.quantiles(rewards, n=4, method="inclusive") if len(rewards) > 1 else [rewards[0]] * 3
         )
-        summary.update(
+        out.update(
             mean_reward=statistics.fmean(rewards),
             min=min(rewards),
             p25=quantiles[0],
@@ -116,11 +112,11 @@ def summarize(results: list[GradeResult]) -> dict[str, Any]:
             max=max(rewards),
             stdev=statistics.pstdev(rewards),
         )
-    summary["errors_by_flag"] = dict(flags.most_common())
-    return summary
+    out["errors_by_flag"] = dict(summary.flags.most_common())
+    return out
 
 
-def _histogram(rewards: list[float], bins: int = 10) -> list[tuple[str, int]]:
+def _histogram(rewards: Sequence[float], bins: int = 10) -> list[tuple[str, int]]:
     if not rewards:
         return []
     lo, hi = min(rewards), max(rewards)
@@ -136,14 +132,16 @@ def _histogram(rewards: list[float], bins: int = 10) -> list[tuple[str, int]]:
     ]
 
 
-def print_summary(console: Console, results: list[GradeResult], summary: dict[str, Any]) -> None:
+def print_summary(console: Console, graded: FileSummary) -> None:
+    """The summary tables of ``rftgrade grade``: figures, reward histogram, errors by flag."""
+    summary = summarize(graded)
     table = Table(title="rftgrade summary", show_header=False)
     for key in ("rows", "errored_rows", "mean_reward", "min", "median", "max", "stdev"):
         if key in summary:
             value = summary[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
-    hist = _histogram([r.reward for r in results])
+    hist = _histogram(graded.rewards)
     if hist:
         peak = max(c for _, c in hist) or 1
         dist = Table(title="reward distribution", show_header=False)

@@ -38,7 +38,12 @@ RayOption = Annotated[
 
 
 def open_grader(
-    path: Path, sandbox: str | None, ray: str | None = None, *, judge_cache: bool = True, announce: bool = True
+    path: Path,
+    sandbox: str | None,
+    ray: str | None = None,
+    *,
+    judge_cache: bool = True,
+    announce: bool = True,
 ) -> Grader:
     """The grader of a CLI command, with its runtime; problems printed, then ``typer.Exit``.
 

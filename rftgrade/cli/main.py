@@ -9,12 +9,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from rftgrade._gc import set_gc_pausing
 from rftgrade._grader import Grader
 from rftgrade._result import GradeResult
-from rftgrade.cli._io import at_value, iter_jsonl, print_summary, summarize
+from rftgrade.cli._io import at_value, print_summary
 from rftgrade.cli._runtime import RayOption, SandboxOption, open_grader
 from rftgrade.cli.eval_cmd import eval_cmd
 from rftgrade.cli.export_cmd import export_app
@@ -113,60 +113,65 @@ def run_cmd(
 @app.command("grade")
 def grade_cmd(
     grader: Annotated[Path, typer.Argument(help="Grader JSON file.")],
-    data: Annotated[Path, typer.Argument(help='JSONL rows: {"item": {...}, "sample": "text" or {...}}.')],
+    data: Annotated[
+        Path,
+        typer.Argument(help='JSONL rows: OpenAI RFT rows with a sample, or {"item": {...}, "sample": ...}.'),
+    ],
     output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Write one response object per row (JSONL).")
+        Optional[Path], typer.Option("-o", "--output", help="Write one result per row (JSONL).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows sent to the grader at once.")] = 256,
+    compact: Annotated[
+        bool,
+        typer.Option(
+            "--compact", help='Write {"reward", "errors"} lines (the flags raised), not full results.'
+        ),
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Rows sent to the grader at once.", min=1)] = 2048,
     sandbox: SandboxOption = None,
     ray: RayOption = None,
 ) -> None:
-    """Grade every row of a JSONL file; results keep the input order."""
+    """Grade every row of a JSONL file; results keep the input order (identical rows are graded once)."""
+    from rftgrade._gradefile import grade_jsonl
+
     if not data.is_file():
         err.print(f"[red]error:[/] no data file at {data}")
         raise typer.Exit(2)
     g = _load(grader, sandbox, ray)
-    rows = list(iter_jsonl(data))
-    results: list[GradeResult] = []
-    sink = output.open("w", encoding="utf-8") if output else None
+    sink = output.open("wb") if output else sys.stdout.buffer
+
+    def skipped(message: str) -> None:
+        err.print(f"[yellow]skipped[/] {message}", highlight=False)
+
     try:
         with Progress(
             TextColumn("grading"),
             BarColumn(),
-            MofNCompleteColumn(),
             TimeRemainingColumn(),
             console=err,
             transient=True,
+            disable=output is None,  # results go to stdout: no bar between them
         ) as progress:
-            task = progress.add_task("grade", total=len(rows))
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start : start + batch_size]
-                good = [r for r in chunk if r.row is not None]
-                graded = iter(g.run_batch([r.row for r in good if r.row is not None]))
-                for entry in chunk:
-                    if entry.row is None:
-                        result = GradeResult(reward=0.0, name=g.name, type=g.type)
-                        result.fail("sample_parse_error", entry.error or "unreadable row")
-                        err.print(f"[yellow]skipped[/] {entry.error}", highlight=False)
-                    else:
-                        result = next(graded)
-                    results.append(result)
-                    if sink:
-                        sink.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-                progress.advance(task, len(chunk))
+            task = progress.add_task("grade", total=data.stat().st_size)
+            summary = grade_jsonl(
+                g,
+                data,
+                sink,
+                compact=compact,
+                batch_rows=batch_size,
+                on_skip=skipped,
+                on_progress=lambda n: progress.advance(task, n),
+            )
     finally:
-        if sink:
+        if output:
             sink.close()
+        else:
+            sink.flush()
         g.close()
-    summary = summarize(results)
-    print_summary(err if output is None else out, results, summary)
-    if output is None:
-        for result in results:
-            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-    if not rows:
+    print_summary(err if output is None else out, summary)
+    if not summary.rows:
         err.print(f"[red]error:[/] {data} has no rows")
         raise typer.Exit(1)
-    if all(entry.row is None for entry in rows):
+    if summary.unreadable == summary.rows:
         err.print(f"[red]error:[/] no row of {data} could be read (see above); nothing was graded")
         raise typer.Exit(1)
 

@@ -1,0 +1,191 @@
+"""Grading a JSONL file of any size: read, grade and write overlapped, in bounded memory.
+
+This is the batch path of ``rftgrade grade`` (and of any caller with a file):
+
+- lines are read in batches and parsed by :func:`rftgrade._rawrows.parse_row_line`,
+  the server's raw-item parser, so a python grader's items reach the sandbox as
+  the JSON text they were written in (never parsed or re-encoded on the host);
+- each batch is handed to the grader's event loop as :class:`~rftgrade.Columns`
+  with dedupe on, and the next batches are read while it is graded: the sandbox
+  pool stays busy while the host parses and writes;
+- results are written in input order as soon as their batch is done, encoded
+  once with orjson: a full OpenAI-shaped result per line, or with ``compact``
+  ``{"reward", "errors"}`` (the flags raised);
+- at most ``in_flight`` batches are held at once, whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+from array import array
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rftgrade._columns import Columns
+from rftgrade._gc import gc_paused
+from rftgrade._grader import Grader
+from rftgrade._json import dumps
+from rftgrade._portal import get_portal
+from rftgrade._rawrows import parse_row_line
+from rftgrade._result import GradeResult
+
+__all__ = ["FileSummary", "grade_jsonl"]
+
+_COLLECT_EVERY = 32
+"""Batches between two collections while the collector is paused (see :func:`grade_jsonl`)."""
+
+
+@dataclass
+class FileSummary:
+    """What a file's grading produced, without keeping its results."""
+
+    rows: int = 0
+    """Result lines written: every non-blank input line."""
+    unreadable: int = 0
+    """Lines that could not be read as a row (each got a ``sample_parse_error`` line)."""
+    errored_rows: int = 0
+    rewards: array[float] = field(default_factory=lambda: array("d"))
+    flags: Counter[str] = field(default_factory=Counter)
+
+
+class _Batch:
+    """One batch of lines: the rows to grade and, by position, the lines that failed."""
+
+    __slots__ = ("bad", "future", "items", "lines", "nbytes", "samples")
+
+    def __init__(self) -> None:
+        self.samples: list[Any] = []
+        self.items: list[Any] = []
+        self.bad: list[tuple[int, int, str]] = []  # (position in the batch, line number, why)
+        self.lines = 0
+        self.nbytes = 0
+        self.future: Future[list[GradeResult]] | None = None
+
+
+def _batches(fh: IO[bytes], size: int) -> Iterator[_Batch]:
+    batch = _Batch()
+    for number, line in enumerate(fh, start=1):
+        batch.nbytes += len(line)
+        if not line.strip():
+            continue
+        sample, item, error = parse_row_line(line)
+        if error is None:
+            batch.samples.append(sample)
+            batch.items.append(item)
+        else:
+            batch.bad.append((batch.lines, number, f"line {number}: {error}"))
+        batch.lines += 1
+        if batch.lines >= size:
+            yield batch
+            batch = _Batch()
+    if batch.lines or batch.nbytes:
+        yield batch
+
+
+def grade_jsonl(
+    grader: Grader,
+    source: Path | IO[bytes],
+    sink: IO[bytes] | None,
+    *,
+    compact: bool = False,
+    batch_rows: int = 2048,
+    in_flight: int = 4,
+    on_skip: Callable[[str], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> FileSummary:
+    """Grade every row of a JSONL file and write one result line per row, in order.
+
+    Args:
+        grader: the grader (its executors are used as they are; nothing is closed).
+        source: the file, or a binary stream of JSONL.
+        sink: where result lines go (binary); ``None`` writes none (the summary only).
+        compact: write ``{"reward": ..., "errors": [flags]}`` instead of OpenAI's result.
+        batch_rows: rows handed to the grader at once.
+        in_flight: batches read ahead of the one being written (bounds memory).
+        on_skip: told of every line that could not be read as a row (a message naming it).
+        on_progress: told the bytes of input consumed, batch by batch.
+    """
+    summary = FileSummary()
+    loop = get_portal().loop
+    pending: deque[_Batch] = deque()
+    encode = _compact_line if compact else _full_line
+    fh = source.open("rb") if isinstance(source, Path) else source
+    # The CLI's process is its own (set_gc_pausing): the batches' objects hold no
+    # cycles, so the collector is paused, and run now and then for anything else.
+    with gc_paused():
+        try:
+            for done, batch in enumerate(_batches(fh, batch_rows)):
+                if batch.samples:
+                    columns = Columns(batch.samples, batch.items)
+                    batch.future = asyncio.run_coroutine_threadsafe(
+                        grader.arun_batch(columns, dedupe=True), loop
+                    )
+                pending.append(batch)
+                while len(pending) > in_flight:
+                    _write(pending.popleft(), grader, sink, encode, summary, on_skip, on_progress)
+                if done % _COLLECT_EVERY == _COLLECT_EVERY - 1 and not gc.isenabled():
+                    gc.collect()
+            while pending:
+                _write(pending.popleft(), grader, sink, encode, summary, on_skip, on_progress)
+        finally:
+            for batch in pending:  # an error above: the rest are not waited for
+                if batch.future is not None:
+                    batch.future.cancel()
+            if isinstance(source, Path):
+                fh.close()
+    return summary
+
+
+def _write(
+    batch: _Batch,
+    grader: Grader,
+    sink: IO[bytes] | None,
+    encode: Callable[[GradeResult], bytes],
+    summary: FileSummary,
+    on_skip: Callable[[str], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    graded = batch.future.result() if batch.future is not None else []
+    results = iter(graded)
+    bad = iter(batch.bad)
+    next_bad = next(bad, None)
+    lines: list[bytes] = []
+    rewards = summary.rewards
+    flags = summary.flags
+    for position in range(batch.lines):
+        if next_bad is not None and next_bad[0] == position:
+            result = GradeResult(reward=0.0, name=grader.name, type=grader.type)
+            result.fail("sample_parse_error", next_bad[2])
+            summary.unreadable += 1
+            if on_skip is not None:
+                on_skip(next_bad[2])
+            next_bad = next(bad, None)
+        else:
+            result = next(results)
+        raised = result.flags()
+        if raised:
+            summary.errored_rows += 1
+            flags.update(raised)
+        rewards.append(result.reward)
+        lines.append(encode(result))
+    summary.rows += batch.lines
+    if sink is not None and lines:
+        lines.append(b"")
+        sink.write(b"\n".join(lines))
+    if on_progress is not None:
+        on_progress(batch.nbytes)
+
+
+def _full_line(result: GradeResult) -> bytes:
+    return dumps(result.to_answer())
+
+
+def _compact_line(result: GradeResult) -> bytes:
+    reward = result.reward
+    return dumps({"reward": reward if math.isfinite(reward) else 0.0, "errors": result.flags()})

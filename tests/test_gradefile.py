@@ -1,0 +1,121 @@
+"""Grading a JSONL file: order, bad lines, compact lines, raw items, bounded read-ahead."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rftgrade import Grader
+from rftgrade._gradefile import grade_jsonl
+from rftgrade._rawitem import RawItem
+
+from .conftest import string_check
+
+PY_SOURCE = "def grade(sample, item):\n    return float(sample['output_text'] == item['answer'])\n"
+
+
+def _lines(rows: list[Any]) -> bytes:
+    return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows)
+
+
+ROWS: list[Any] = [
+    {"sample": "4", "item": {"answer": "4"}},
+    b"{broken",
+    {"sample": "5", "item": {"answer": "4"}},
+    b"",  # blank: no result line
+    {"item": {"answer": "4"}},  # no sample
+    {"messages": [{"role": "user", "content": "2+2?"}], "answer": "4", "sample": "4"},  # an RFT row
+    {"sample": "4", "item": {"answer": "4"}},  # a repeat
+    {"sample": "4", "item": [1]},  # item not an object
+]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 100])
+def test_results_keep_the_input_order_and_bad_lines_are_flagged_in_place(batch_rows: int) -> None:
+    sink = io.BytesIO()
+    skipped: list[str] = []
+    summary = grade_jsonl(
+        Grader(string_check("eq")),
+        io.BytesIO(_lines(ROWS)),
+        sink,
+        batch_rows=batch_rows,
+        on_skip=skipped.append,
+    )
+    out = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert [o["reward"] for o in out] == [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+    parse_errors = [o["metadata"]["errors"]["sample_parse_error"] for o in out]
+    assert parse_errors == [False, True, False, True, False, False, True]
+    assert summary.rows == 7 and summary.unreadable == 3 and summary.errored_rows == 3
+    assert [s.split(":")[0] for s in skipped] == ["line 2", "line 5", "line 8"]
+    assert "must be a JSON object, got an array" in skipped[2]
+    assert "row has no sample" in skipped[1]
+
+
+def test_compact_lines_are_reward_and_the_flags_raised() -> None:
+    sink = io.BytesIO()
+    grade_jsonl(Grader(string_check("eq")), io.BytesIO(_lines(ROWS)), sink, compact=True)
+    out = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert out[0] == {"reward": 1.0, "errors": []}
+    assert out[1] == {"reward": 0.0, "errors": ["sample_parse_error"]}
+    assert all(set(o) == {"reward", "errors"} for o in out)
+
+
+def test_a_python_graders_items_reach_the_sandbox_as_their_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Parsing an item on the host is what the raw path saves: make it fail loudly.
+    def no_parse(self: RawItem) -> dict[str, Any]:
+        raise AssertionError("an item was parsed on the host")
+
+    monkeypatch.setattr(RawItem, "parse", no_parse)
+    rows = [{"sample": str(i % 3), "item": {"answer": "1", "pad": "x" * i}} for i in range(200)]
+    sink = io.BytesIO()
+    with Grader({"type": "python", "name": "eq", "source": PY_SOURCE}, sandbox="process") as grader:
+        summary = grade_jsonl(grader, io.BytesIO(_lines(rows)), sink, batch_rows=64)
+    out = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert [o["reward"] for o in out] == [float(i % 3 == 1) for i in range(200)]
+    assert summary.errored_rows == 0
+
+
+class _Recording(io.BytesIO):
+    """A sink that notes how far the source had been read at each write."""
+
+    def __init__(self, source: io.BytesIO) -> None:
+        super().__init__()
+        self.source = source
+        self.read_at: list[int] = []
+
+    def write(self, data: Any) -> int:
+        self.read_at.append(self.source.tell())
+        return super().write(data)
+
+
+def test_only_a_few_batches_are_read_ahead_of_the_one_being_written() -> None:
+    rows = [{"sample": "4", "item": {"answer": "4", "n": i}} for i in range(1000)]
+    data = _lines(rows)
+    line = len(data) // 1000
+    source = io.BytesIO(data)
+    sink = _Recording(source)
+    grade_jsonl(Grader(string_check("eq")), source, sink, batch_rows=10, in_flight=2)
+    # The first batch is written once the third is read (BytesIO reads no further ahead).
+    assert sink.read_at[0] <= 3 * 10 * (line + 1)
+    assert max(b - a for a, b in zip(sink.read_at, sink.read_at[1:], strict=False)) <= 10 * (line + 1)
+    assert len(sink.read_at) == 100
+
+
+def test_the_cli_writes_compact_lines(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rftgrade.cli.main import app
+
+    grader = tmp_path / "g.json"
+    grader.write_text(json.dumps(string_check("eq")))
+    data = tmp_path / "d.jsonl"
+    data.write_bytes(_lines(ROWS))
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["grade", str(grader), str(data), "-o", str(out), "--compact"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["reward"] for x in lines] == [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
