@@ -32,7 +32,7 @@ from rftgrade._gc import gc_paused
 from rftgrade._grader import Grader
 from rftgrade._json import dumps
 from rftgrade._portal import get_portal
-from rftgrade._rawrows import parse_row_line
+from rftgrade._rawrows import parse_row_block
 from rftgrade._result import GradeResult
 
 __all__ = ["FileSummary", "grade_jsonl"]
@@ -59,33 +59,58 @@ class _Batch:
 
     __slots__ = ("bad", "future", "items", "lines", "nbytes", "samples")
 
-    def __init__(self) -> None:
-        self.samples: list[Any] = []
-        self.items: list[Any] = []
-        self.bad: list[tuple[int, int, str]] = []  # (position in the batch, line number, why)
-        self.lines = 0
-        self.nbytes = 0
+    def __init__(
+        self, samples: list[Any], items: list[Any], bad: list[tuple[int, int, str]], nbytes: int
+    ) -> None:
+        self.samples = samples
+        self.items = items
+        self.bad = bad  # (position in the batch, line number, why)
+        self.lines = len(samples) + len(bad)
+        self.nbytes = nbytes
         self.future: Future[list[GradeResult]] | None = None
 
 
-def _batches(fh: IO[bytes], size: int) -> Iterator[_Batch]:
-    batch = _Batch()
-    for number, line in enumerate(fh, start=1):
-        batch.nbytes += len(line)
-        if not line.strip():
+def _blocks(fh: IO[bytes], size: int) -> Iterator[tuple[bytes, int]]:
+    """The file in blocks of whole lines (about ``size`` bytes, or one longer line), each
+    with the number of its first line."""
+    rest = b""
+    line = 1
+    while True:
+        chunk = fh.read(size)
+        if not chunk:
+            break
+        data = rest + chunk if rest else chunk
+        end = data.rfind(b"\n")
+        if end < 0:
+            rest = data  # a line longer than the block: read on
             continue
-        sample, item, error = parse_row_line(line)
-        if error is None:
-            batch.samples.append(sample)
-            batch.items.append(item)
-        else:
-            batch.bad.append((batch.lines, number, f"line {number}: {error}"))
-        batch.lines += 1
-        if batch.lines >= size:
-            yield batch
-            batch = _Batch()
-    if batch.lines or batch.nbytes:
-        yield batch
+        block, rest = data[: end + 1], data[end + 1 :]
+        yield block, line
+        line += block.count(b"\n")
+    if rest:
+        yield rest, line
+
+
+def _batches(fh: IO[bytes], rows: int, block_bytes: int) -> Iterator[_Batch]:
+    for block, first_line in _blocks(fh, block_bytes):
+        samples, items, bad = parse_row_block(block, first_line)
+        total = len(samples) + len(bad)
+        if total <= rows:
+            yield _Batch(samples, items, bad, len(block))
+            continue
+        # A big block in batches of `rows` rows; the block's bytes go to the last one.
+        good = 0
+        for start in range(0, total, rows):
+            stop = min(start + rows, total)
+            mine = [(pos - start, number, why) for pos, number, why in bad if start <= pos < stop]
+            take = (stop - start) - len(mine)
+            yield _Batch(
+                samples[good : good + take],
+                items[good : good + take],
+                mine,
+                len(block) if stop == total else 0,
+            )
+            good += take
 
 
 def grade_jsonl(
@@ -96,6 +121,7 @@ def grade_jsonl(
     compact: bool = False,
     batch_rows: int = 2048,
     in_flight: int = 4,
+    block_bytes: int = 1 << 20,
     on_skip: Callable[[str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> FileSummary:
@@ -108,6 +134,7 @@ def grade_jsonl(
         compact: write ``{"reward": ..., "errors": [flags]}`` instead of OpenAI's result.
         batch_rows: rows handed to the grader at once.
         in_flight: batches read ahead of the one being written (bounds memory).
+        block_bytes: bytes read and parsed at once (a longer line is read whole).
         on_skip: told of every line that could not be read as a row (a message naming it).
         on_progress: told the bytes of input consumed, batch by batch.
     """
@@ -120,7 +147,7 @@ def grade_jsonl(
     # cycles, so the collector is paused, and run now and then for anything else.
     with gc_paused():
         try:
-            for done, batch in enumerate(_batches(fh, batch_rows)):
+            for done, batch in enumerate(_batches(fh, batch_rows, block_bytes)):
                 if batch.samples:
                     columns = Columns(batch.samples, batch.items)
                     batch.future = asyncio.run_coroutine_threadsafe(

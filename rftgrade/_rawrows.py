@@ -20,7 +20,7 @@ from rftgrade._json import loads
 from rftgrade._rawitem import RawItem
 from rftgrade._rows import NO_SAMPLE_HINT, split_row
 
-__all__ = ["RawRow", "parse_row_line", "raw_item"]
+__all__ = ["RawRow", "parse_row_block", "parse_row_line", "raw_item"]
 
 _OPEN_BRACE = ord("{")
 
@@ -40,7 +40,9 @@ class _LineRow(msgspec.Struct):
     messages: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
-_decode_line = msgspec.json.Decoder(_LineRow).decode
+_line_decoder = msgspec.json.Decoder(_LineRow)
+_decode_line = _line_decoder.decode
+_decode_lines = _line_decoder.decode_lines
 
 _NOT_AN_OBJECT = (
     'a row is a JSON object: an OpenAI RFT row {"messages": [...], ..., "sample": ...} '
@@ -109,3 +111,40 @@ def _split(data: dict[str, Any]) -> tuple[Any, Any, None] | tuple[None, None, st
     if sample is None:
         return None, None, f"row has no sample: {NO_SAMPLE_HINT}"
     return sample, item, None
+
+
+def parse_row_block(block: bytes, first_line: int) -> tuple[list[Any], list[Any], list[tuple[int, int, str]]]:
+    """Every row of ``block`` (whole JSONL lines): ``(samples, items, bad)``, where
+    ``bad`` holds ``(position among the block's rows, line number, why)`` for each
+    line that is not a row; ``first_line`` is the number of the block's first line.
+
+    The common block, ``{item, sample}`` rows only, is parsed by msgspec in one call
+    (half the time of a line at a time); any other block line by line.
+    """
+    try:
+        rows = _decode_lines(block)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _line_by_line(block, first_line)
+    unset = msgspec.UNSET
+    for row in rows:
+        if row.item is unset or row.sample is unset or memoryview(row.item)[0] != _OPEN_BRACE:  # type: ignore[arg-type]
+            return _line_by_line(block, first_line)
+    return [row.sample for row in rows], [RawItem(row.item) for row in rows], []
+
+
+def _line_by_line(block: bytes, first_line: int) -> tuple[list[Any], list[Any], list[tuple[int, int, str]]]:
+    samples: list[Any] = []
+    items: list[Any] = []
+    bad: list[tuple[int, int, str]] = []
+    position = 0
+    for number, line in enumerate(block.split(b"\n"), start=first_line):
+        if not line.strip():
+            continue
+        sample, item, error = parse_row_line(line)
+        if error is None:
+            samples.append(sample)
+            items.append(item)
+        else:
+            bad.append((position, number, f"line {number}: {error}"))
+        position += 1
+    return samples, items, bad

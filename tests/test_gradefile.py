@@ -95,14 +95,38 @@ class _Recording(io.BytesIO):
 def test_only_a_few_batches_are_read_ahead_of_the_one_being_written() -> None:
     rows = [{"sample": "4", "item": {"answer": "4", "n": i}} for i in range(1000)]
     data = _lines(rows)
-    line = len(data) // 1000
+    block = 10 * (len(data) // 1000)  # about ten lines a block, so a batch a block
     source = io.BytesIO(data)
     sink = _Recording(source)
-    grade_jsonl(Grader(string_check("eq")), source, sink, batch_rows=10, in_flight=2)
-    # The first batch is written once the third is read (BytesIO reads no further ahead).
-    assert sink.read_at[0] <= 3 * 10 * (line + 1)
-    assert max(b - a for a, b in zip(sink.read_at, sink.read_at[1:], strict=False)) <= 10 * (line + 1)
-    assert len(sink.read_at) == 100
+    summary = grade_jsonl(Grader(string_check("eq")), source, sink, in_flight=2, block_bytes=block)
+    # The first batch is written once the third is read (BytesIO reads no further ahead),
+    # and then one more block is read per batch written.
+    assert sink.read_at[0] <= 3 * block
+    assert max(b - a for a, b in zip(sink.read_at, sink.read_at[1:], strict=False)) <= block
+    assert summary.rows == 1000 and len(sink.read_at) >= 90
+
+
+def test_big_blocks_are_cut_into_batches_and_lines_keep_their_numbers() -> None:
+    rows: list[Any] = (
+        [{"sample": "4", "item": {"answer": "4"}}] * 25
+        + [b"{oops"]
+        + [{"sample": "5", "item": {"answer": "4"}}] * 24
+    )
+    sink = io.BytesIO()
+    skipped: list[str] = []
+    summary = grade_jsonl(
+        Grader(string_check("eq")), io.BytesIO(_lines(rows)), sink, batch_rows=7, on_skip=skipped.append
+    )
+    rewards = [json.loads(x)["reward"] for x in sink.getvalue().splitlines()]
+    assert rewards == [1.0] * 25 + [0.0] * 25 and summary.rows == 50
+    assert skipped == [skipped[0]] and skipped[0].startswith("line 26: not valid JSON")
+
+
+def test_a_line_longer_than_a_block_is_read_whole() -> None:
+    rows = [{"sample": "4" * 5000, "item": {"answer": "4" * 5000}}, {"sample": "4", "item": {"answer": "4"}}]
+    sink = io.BytesIO()
+    grade_jsonl(Grader(string_check("eq")), io.BytesIO(_lines(rows)), sink, block_bytes=100)
+    assert [json.loads(x)["reward"] for x in sink.getvalue().splitlines()] == [1.0, 1.0]
 
 
 def test_the_cli_writes_compact_lines(tmp_path: Path) -> None:

@@ -276,7 +276,7 @@ async def arun_eval(
                 # and judge graders run elsewhere and take the whole batch at once.
                 step = _GRADE_SLICE if grader.compiled.is_sync else len(rows_in)
                 for start in range(0, len(rows_in), step):
-                    results += await grader.arun_batch(rows_in[start : start + step])
+                    results += await grader.arun_batch(rows_in[start : start + step], dedupe=True)
                     await asyncio.sleep(0)
                 grading_seconds += time.perf_counter() - t0
                 graded_now += len(sampled)

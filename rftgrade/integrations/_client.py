@@ -267,7 +267,7 @@ async def grade_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[d
                 results: list[dict[str, Any]] = (await _post(source, batch_body(rows)))["results"]
             else:
                 _grader_info(source)
-                graded = await _GRADERS[source].arun_batch(_in_process(rows))
+                graded = await _GRADERS[source].arun_batch(_in_process(rows), dedupe=True)
                 results = [r.to_dict() for r in graded]
     except Exception as exc:  # the trainer must never see an exception from its reward
         message = _call_error(source, exc)
@@ -305,7 +305,7 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
                 failed = {int(f["index"]) for f in failures}
                 return [(float(r), i in failed) for i, r in enumerate(answer["rewards"])]
             _grader_info(source)
-            results = await _GRADERS[source].arun_batch(_in_process(rows))
+            results = await _GRADERS[source].arun_batch(_in_process(rows), dedupe=True)
     except Exception as exc:  # a timeout included: the trainer must never see an exception from its reward
         note_failure("reward calls that failed", source.where, _call_error(source, exc), len(rows))
         return [(0.0, True) for _ in rows]

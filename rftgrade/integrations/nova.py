@@ -105,7 +105,7 @@ def lambda_handler(event: Any, context: Any = None) -> list[dict[str, Any]]:
     grader = _grader()
     rows = nova_rows(samples)
     good = [i for i, row in enumerate(rows) if "problem" not in row]
-    graded = grader.run_batch([rows[i] for i in good]) if good else []
+    graded = grader.run_batch([rows[i] for i in good], dedupe=True) if good else []
     results: list[Any] = [None] * len(rows)
     for i, result in zip(good, graded, strict=True):
         results[i] = result

@@ -1,0 +1,236 @@
+"""``rftgrade grade`` against the plain script a user would write, and the sandboxed pool
+against an unsandboxed ``multiprocessing`` pool; side by side, in one run.
+
+(1) The file path, on the seed's chip-wiring grader (``grader_examples/chip_wiring``),
+``--rows`` rows (50,000): a plain Python script that reads the JSONL, calls
+``grade`` on each row (unsandboxed, in its own process) and writes one reward per
+line, against ``rftgrade grade DATA -o OUT --sandbox B`` (full results, and
+``--compact``), for B in bwrap and docker. Each side is a whole command, start-up
+included, as a user times it. The plain script runs under this interpreter (the
+trainer's) and under Debian's ``/usr/bin/python3`` (the one inside the sandboxes).
+
+(2) The anchor: the grader in an unsandboxed ``multiprocessing.Pool`` over all
+cores (what verl's parallel reward managers do), against ``Grader.run_batch`` on a
+warm sandbox pool (worker isolation), on the same rows; pools warm on both sides.
+
+Rounds are interleaved (every side once per round) and each ratio is taken within
+a round: this machine's speed moves by 2x within minutes. Run: ``python -m
+benchmarks.bench_grade [--rows N] [--rounds R]``; writes
+``benchmarks/results/grade.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import machine, parallel_capacity, write
+from benchmarks.bench_sandbox import CHIP, chip_rows
+from rftgrade import Grader
+from rftgrade.sandbox._select import backend_class
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+PLAIN = """
+import json, sys
+namespace = {}
+exec(json.load(open(sys.argv[1]))["source"], namespace)  # unsandboxed by definition
+grade = namespace["grade"]
+with open(sys.argv[2]) as src, open(sys.argv[3], "w") as out:
+    for line in src:
+        row = json.loads(line)
+        sample = {"output_text": row["sample"], "output_json": json.loads(row["sample"])}
+        out.write(f"{grade(sample, row['item'])}\\n")
+"""
+
+POOL = """
+import json, multiprocessing, os, sys, time
+
+def init(source):
+    global grade
+    namespace = {}
+    exec(source, namespace)  # unsandboxed by definition
+    grade = namespace["grade"]
+
+def one(row):
+    return grade({"output_text": row["sample"], "output_json": json.loads(row["sample"])}, row["item"])
+
+if __name__ == "__main__":
+    source = json.load(open(sys.argv[1]))["source"]
+    rows = [json.loads(line) for line in open(sys.argv[2])]
+    cores = os.cpu_count() or 1
+    times = []
+    with multiprocessing.Pool(cores, initializer=init, initargs=(source,)) as pool:
+        pool.map(one, rows[: 64 * cores])  # warm: workers started, grader loaded
+        for _ in range(int(sys.argv[3])):
+            start = time.perf_counter()
+            pool.map(one, rows, chunksize=max(1, len(rows) // (8 * cores)))
+            times.append(time.perf_counter() - start)
+    print(json.dumps(times))
+"""
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _median_ratio(base: list[float], mine: list[float]) -> dict[str, float]:
+    ratios = [b / m for b, m in zip(base, mine, strict=True)]
+    return {
+        "vs_median": statistics.median(ratios),
+        "vs_min": min(ratios),
+        "vs_max": max(ratios),
+        "seconds_median": statistics.median(mine),
+    }
+
+
+def file_rounds(backends: list[str], data: Path, out: Path, rounds: int) -> dict[str, Any]:
+    plain = [sys.executable, "-c", PLAIN, str(CHIP), str(data), str(out)]
+    sides: dict[str, list[str]] = {"plain": plain}
+    if Path(DEBIAN_PYTHON).exists():
+        sides["plain_debian_python"] = [DEBIAN_PYTHON, *plain[1:]]
+    for backend in backends:
+        base = [sys.executable, "-m", "rftgrade", "grade", str(CHIP), str(data), "-o", str(out)]
+        sides[f"grade_{backend}"] = [*base, "--sandbox", backend]
+        sides[f"grade_{backend}_compact"] = [*base, "--sandbox", backend, "--compact"]
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, cmd in sides.items():
+            times[name].append(_timed(cmd))
+    report: dict[str, Any] = {}
+    for name in sides:
+        entry: dict[str, Any] = {"seconds_per_round": times[name]}
+        entry.update(_median_ratio(times["plain"], times[name]))
+        if "plain_debian_python" in times:
+            entry["vs_plain_debian_python_median"] = _median_ratio(times["plain_debian_python"], times[name])[
+                "vs_median"
+            ]
+        report[name] = entry
+    return report
+
+
+def pool_rounds(backends: list[str], data: Path, rows: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    interpreters = {"multiprocessing": sys.executable}
+    if Path(DEBIAN_PYTHON).exists():
+        interpreters["multiprocessing_debian_python"] = DEBIAN_PYTHON
+    graders = {b: Grader(CHIP, sandbox=b) for b in backends}
+    times: dict[str, list[float]] = {name: [] for name in [*interpreters, *backends]}
+    failures = dict.fromkeys(backends, 0)
+    try:
+        for grader in graders.values():
+            grader.run_batch(rows[:256])  # warm: workers started, grader loaded
+        for _ in range(rounds):
+            for name, python in interpreters.items():
+                out = subprocess.run(
+                    [python, "-c", POOL, str(CHIP), str(data), "1"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                times[name] += json.loads(out.stdout)
+            for backend, grader in graders.items():
+                start = time.perf_counter()
+                results = grader.run_batch(rows)
+                times[backend].append(time.perf_counter() - start)
+                failures[backend] += sum(1 for r in results if not r.ok)
+                del results
+    finally:
+        for grader in graders.values():
+            grader.close()
+    report: dict[str, Any] = {}
+    for name in interpreters:
+        report[name] = {
+            "seconds_per_round": times[name],
+            "samples_per_s": len(rows) / statistics.median(times[name]),
+        }
+    for backend in backends:
+        entry: dict[str, Any] = {
+            "seconds_per_round": times[backend],
+            "samples_per_s": len(rows) / statistics.median(times[backend]),
+            "failures": failures[backend],
+        }
+        for name in interpreters:
+            entry[f"vs_{name}"] = _median_ratio(times[name], times[backend])
+        report[f"sandboxed_{backend}"] = entry
+    return report
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# rftgrade grade vs a plain script; sandboxed vs multiprocessing ({report['rows']:,} chip-wiring rows)",
+        "",
+        f"{report['cores']} cores (parallel capacity {report['parallel_capacity_cores']:.2f}); "
+        f"this interpreter: Python {report['machine']['python']} ({sys.executable}); "
+        f"sandboxes and 'debian' sides: {report['debian_python']}. Median of {report['rounds']} interleaved rounds.",
+        "",
+        "| command | seconds (median) | vs plain script | vs plain script, Debian's python |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, entry in report["file"].items():
+        debian = entry.get("vs_plain_debian_python_median")
+        lines.append(
+            f"| {name} | {entry['seconds_median']:.2f} | {entry['vs_median']:.2f}x "
+            f"({entry['vs_min']:.2f}-{entry['vs_max']:.2f}) | {'' if debian is None else f'{debian:.2f}x'} |"
+        )
+    lines += [
+        "",
+        "| pool | samples/s | vs multiprocessing | vs multiprocessing, Debian's python |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, entry in report["pool"].items():
+        if not name.startswith("sandboxed_"):
+            lines.append(f"| {name} | {entry['samples_per_s']:,.0f} | 1.00x | |")
+            continue
+        mp = entry["vs_multiprocessing"]
+        deb = entry.get("vs_multiprocessing_debian_python")
+        deb_text = "" if deb is None else f"{deb['vs_median']:.2f}x"
+        lines.append(
+            f"| {name} (worker isolation) | {entry['samples_per_s']:,.0f} | {mp['vs_median']:.2f}x "
+            f"({mp['vs_min']:.2f}-{mp['vs_max']:.2f}) | {deb_text} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", default="grade")
+    args = parser.parse_args()
+    backends = [b for b in ("bwrap", "docker") if backend_class(b).unavailable_reason() is None]
+    rows = chip_rows(args.rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        report: dict[str, Any] = {
+            "machine": machine(),
+            "cores": os.cpu_count() or 1,
+            "parallel_capacity_cores": parallel_capacity(),
+            "rows": args.rows,
+            "rounds": args.rounds,
+            "interpreter": sys.executable,
+            "debian_python": subprocess.run(
+                [DEBIAN_PYTHON, "--version"], capture_output=True, text=True
+            ).stdout.strip()
+            if Path(DEBIAN_PYTHON).exists()
+            else None,
+            "file": file_rounds(backends, data, Path(tmp) / "out.jsonl", args.rounds),
+            "pool": pool_rounds(backends, data, rows, args.rounds),
+        }
+    markdown = _markdown(report)
+    write(args.output, report, markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
