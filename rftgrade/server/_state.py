@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from rftgrade._columns import Columns
 from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
 from rftgrade._grader import Grader
-from rftgrade._registry import GraderRegistry, UnknownGraderError
+from rftgrade._registry import GraderRegistry, RegistryFullError, UnknownGraderError
 from rftgrade._result import GradeResult
 from rftgrade.server._admission import Admission
 from rftgrade.server._config import ServerConfig
@@ -85,6 +85,8 @@ class ServerState:
             return problems_error(exc)
         except BackendUnavailableError as exc:
             return backend_error(exc)
+        except RegistryFullError as exc:
+            return error(400, str(exc), param="name", code="too_many_graders")
 
 
 def backend_error(exc: BackendUnavailableError) -> JSONResponse:
