@@ -274,7 +274,9 @@ class GradeResult:
             "metadata": metadata,
             "sub_rewards": self._sub_rewards or _EMPTY_ENCODED,
             "model_grader_token_usage_per_model": (
-                {model: usage.to_dict() for model, usage in per_model.items()} if per_model else _EMPTY_ENCODED
+                {model: usage.to_dict() for model, usage in per_model.items()}
+                if per_model
+                else _EMPTY_ENCODED
             ),
         }
 
