@@ -73,6 +73,8 @@ def test_names_past_their_limit_are_a_clear_400_and_inline_graders_still_run() -
             response = httpx.post(base + "/v1/grade", json=body)
             assert response.status_code == 200 and response.json()["results"][0]["reward"] == 1.0
         assert registry.inline_usage()["graders"] == 2
+        metrics = httpx.get(base + "/metrics").text
+        assert "rftgrade_inline_graders 2.0" in metrics and "rftgrade_graders 4.0" in metrics
         assert (
             httpx.post(base + "/v1/grade", json={"grader": "n0", "rows": [{"sample": "a" * 10}]}).json()[
                 "results"
