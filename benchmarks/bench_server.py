@@ -8,6 +8,13 @@
    string checks, a stream) from several client threads for ``--soak-seconds``;
    samples the server's resident memory and counts sandbox workers, to show memory
    stays flat and nothing leaks.
+3. Full vs compact answers: the same 8,192 rows sent to ``POST /v1/grade`` for a
+   full OpenAI-shaped result per row and for ``"compact": true``, side by side in
+   interleaved rounds, for a deterministic grader (``string_check``) and for the
+   chip-wiring python grader on a server of its own (``--compare-sandbox``,
+   default ``process``). The client encodes and decodes with orjson either way, so
+   the answer is the only difference; each round's ratio is compact time / full
+   time (full rows/s over compact rows/s), at the answer's last byte and decoded.
 
 Run: ``python -m benchmarks.bench_server [--soak-seconds 180]``; writes
 ``benchmarks/results/server.{json,md}``. All traffic stays on 127.0.0.1.
@@ -43,6 +50,14 @@ GROUP = 16
 # GRPO's shape, each prompt's item shared by a group of GROUP samples (512 x 16 =
 # 8,192), also sent as `groups` (each item once), as rftgrade's adapters send it.
 LAYOUTS = ((1, "", SHAPES), (GROUP, "_grpo", ("full", "compact", "groups", "openrlhf")))
+STRING_CHECK_CHIP = {
+    "type": "string_check",
+    "name": "exact",
+    "input": "{{ sample.output_text }}",
+    "reference": "{{ item.reference_answer }}",
+    "operation": "eq",
+}
+"""A deterministic grader over the chip rows (for part 3; nearly every reward is 0)."""
 STRING_CHECK = {
     "type": "string_check",
     "name": "eq",
@@ -130,12 +145,113 @@ def check(shape: str, answer: Any, n: int) -> None:
         assert len(answer["rewards"]) == n and not any(answer["extra_logs"]["rftgrade_error"])
 
 
+def _start_server(port: int, sandbox: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "rftgrade", "serve", "--port", str(port)),
+            *("--grader", f"chip={CHIP}", "--sandbox", sandbox),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_healthy(client: httpx.Client, url: str) -> None:
+    for _ in range(600):
+        try:
+            if client.get(url + "/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no server at {url}")
+
+
+def _timed_grade(
+    client: httpx.Client, url: str, grader: Any, rows: list[Any], compact: bool
+) -> tuple[float, float]:
+    """Seconds to the answer's last byte, and to the answer decoded (orjson both ways)."""
+    body = orjson.dumps({"grader": grader, "rows": rows, "compact": compact})
+    start = time.perf_counter()
+    response = client.post(url + "/v1/grade", content=body, headers={"content-type": "application/json"})
+    received = time.perf_counter()
+    answer = orjson.loads(response.content)
+    decoded = time.perf_counter()
+    assert response.status_code == 200, response.text[:300]
+    assert len(answer["rewards" if compact else "results"]) == len(rows)
+    return received - start, decoded - start
+
+
+def full_vs_compact(samples: int, rounds: int, sandbox: str) -> dict[str, Any]:
+    """Part 3: full vs compact answers on the same rows, per grader (see the module doc)."""
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start_server(port, sandbox)
+    graders = {"string_check": STRING_CHECK_CHIP, "python_chip": "chip"}
+    out: dict[str, Any] = {"sandbox": sandbox, "samples": samples, "rounds": rounds}
+    try:
+        client = httpx.Client(timeout=600)
+        _wait_healthy(client, url)
+        for grader in graders.values():  # compile, start the pool, warm both paths
+            for compact in (True, False):
+                _timed_grade(client, url, grader, chip_rows(512), compact)
+        times: dict[tuple[str, bool], list[tuple[float, float]]] = {
+            (name, compact): [] for name in graders for compact in (True, False)
+        }
+        for i in range(rounds):
+            rows = chip_rows(samples, seed=500 + i)
+            for name, grader in graders.items():
+                # Alternate which goes first, so neither always meets a warmer machine.
+                for compact in (i % 2 == 0, i % 2 == 1):
+                    gc.collect()
+                    times[(name, compact)].append(_timed_grade(client, url, grader, rows, compact))
+        for name in graders:
+            compact_t, full_t = times[(name, True)], times[(name, False)]
+            entry: dict[str, Any] = {}
+            for k, stage in enumerate(("received", "decoded")):
+                ratios = [c[k] / f[k] for c, f in zip(compact_t, full_t, strict=True)]
+                entry[stage] = {
+                    "compact_rows_per_s": samples / statistics.median(c[k] for c in compact_t),
+                    "full_rows_per_s": samples / statistics.median(f[k] for f in full_t),
+                    "full_vs_compact_median": statistics.median(ratios),
+                    "full_vs_compact_min": min(ratios),
+                    "full_vs_compact_max": max(ratios),
+                    "full_vs_compact_per_round": ratios,
+                }
+            out[name] = entry
+    finally:
+        server.terminate()
+        server.wait(60)
+    return out
+
+
+def _full_vs_compact_md(part: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"Full vs compact answers, {part['samples']:,} chip-wiring rows, the same rows side by side over "
+        f"{part['rounds']} interleaved rounds (python grader on sandbox `{part['sandbox']}`; client orjson both "
+        f"ways, Python {sys.version.split()[0]}); full/compact = full rows/s over compact rows/s, median (min-max):",
+        "",
+        "| grader | at | compact rows/s | full rows/s | full/compact |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name in ("string_check", "python_chip"):
+        for stage, words in (("received", "last byte received"), ("decoded", "decoded by the client")):
+            e = part[name][stage]
+            lines.append(
+                f"| {name} | {words} | {e['compact_rows_per_s']:,.0f} | {e['full_rows_per_s']:,.0f} | "
+                f"{e['full_vs_compact_median']:.2f}x ({e['full_vs_compact_min']:.2f}-{e['full_vs_compact_max']:.2f}) |"
+            )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--batches", type=int, default=7)
     parser.add_argument("--soak-seconds", type=float, default=180)
     parser.add_argument("--sandbox", default="auto")
+    parser.add_argument("--compare-sandbox", default="process", help="the python grader's sandbox in part 3")
+    parser.add_argument("--compare-rounds", type=int, default=9)
     args = parser.parse_args()
 
     rows = chip_rows(args.samples)
@@ -143,22 +259,7 @@ def main() -> None:
     capacity = parallel_capacity()
     port = _port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rftgrade",
-            "serve",
-            "--port",
-            str(port),
-            "--grader",
-            f"chip={CHIP}",
-            "--sandbox",
-            args.sandbox,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = _start_server(port, args.sandbox)
     report: dict[str, Any] = {
         "samples": args.samples,
         "rounds": args.batches,
@@ -166,12 +267,7 @@ def main() -> None:
     }
     try:
         client = httpx.Client(timeout=600)
-        for _ in range(600):
-            try:
-                if client.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _wait_healthy(client, url)
         client.post(url + "/v1/grade", json={"grader": "chip", "rows": rows[:64]})  # warm the pool
         # Interleaved rounds: per layout the loop, then each request shape, on the
         # same fresh rows (distinct per round, so dedupe does not flatter the
@@ -295,6 +391,8 @@ def main() -> None:
         server.wait(60)
     time.sleep(2)
     report["after_shutdown_workers"] = _workers()
+    report["full_vs_compact"] = full_vs_compact(args.samples, args.compare_rounds, args.compare_sandbox)
+    print(json.dumps({k: v for k, v in report["full_vs_compact"].items()}, indent=1), flush=True)
     s, k = report["server_single"], report["soak"]
     rows_md = []
     labels = {
@@ -352,6 +450,7 @@ def main() -> None:
                 f"{k['errors']} errors; server RSS {k['rss_mb_after_warmup']:.0f} MB after warm-up, {k['rss_mb_end']:.0f} MB at the end "
                 f"(max {k['rss_mb_max']:.0f} MB); sandbox workers at the end {k['workers_end']}, after shutdown "
                 f"{report['after_shutdown_workers']}.",
+                *_full_vs_compact_md(report["full_vs_compact"]),
             ]
         )
         + "\n"

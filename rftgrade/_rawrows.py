@@ -26,21 +26,18 @@ _OPEN_BRACE = ord("{")
 
 
 class RawRow(msgspec.Struct):
-    """``{"sample": ..., "item": {...}}`` with the item left as JSON text."""
+    """``{"sample": ..., "item": {...}}`` with the item left as JSON text.
 
-    sample: Any = msgspec.UNSET
-    item: msgspec.Raw = msgspec.Raw(b"null")
+    ``messages`` is only looked at, never parsed here: its presence (without an
+    ``item``) marks an OpenAI RFT row, which is parsed in full. Other keys are skipped.
+    """
 
-
-class _LineRow(msgspec.Struct):
-    # `messages` is only looked at, never parsed here: its presence (without an
-    # `item`) marks an OpenAI RFT row, which is parsed in full.
     sample: Any = msgspec.UNSET
     item: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     messages: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
-_line_decoder = msgspec.json.Decoder(_LineRow)
+_line_decoder = msgspec.json.Decoder(RawRow)
 _decode_line = _line_decoder.decode
 _decode_lines = _line_decoder.decode_lines
 

@@ -3,24 +3,35 @@
 A :class:`GraderRegistry` owns one python executor (sandbox pools) and one judge
 executor for all its graders, compiles each grader once, and finds it again by
 id (a hash of its canonical JSON) or by the name it was registered under.
+
+Named graders stay until the process ends (up to ``max_named_graders``). Inline
+ones (a grader's JSON in a request, as OpenAI's ``graders/run`` sends it) are a
+cache: least recently used first out once there are more than ``max_graders`` of
+them or their JSON passes ``max_inline_bytes``, so a client may send a new grader
+with every request and is never refused for it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import OrderedDict
 from typing import Any
 
-from rftgrade._exceptions import GraderValidationError, Problem
 from rftgrade._executors import JudgeExecutor, PythonExecutor
 from rftgrade._grader import Grader, grader_id
-from rftgrade._load import GraderLike, load_spec
+from rftgrade._load import GraderLike, grader_to_dict, load_spec
 from rftgrade._runtime import build_runtime
 
-__all__ = ["GraderRegistry", "UnknownGraderError"]
+__all__ = ["GraderRegistry", "RegistryFullError", "UnknownGraderError"]
 
 
 class UnknownGraderError(KeyError):
     """No grader is registered under that id or name."""
+
+
+class RegistryFullError(ValueError):
+    """A new name past ``max_named_graders`` (inline graders are never refused)."""
 
 
 class GraderRegistry:
@@ -34,6 +45,11 @@ class GraderRegistry:
         python_batch_timeout: seconds for all python samples of one grading call
             together (a server request, or one chunk of a streamed one); samples
             still unanswered then fail with ``unresponsive_reward_error``.
+        max_graders: inline graders (registered under no name) kept compiled; past it
+            the least recently used one is dropped (and compiled again if it comes back).
+        max_inline_bytes: the same bound on the inline graders' canonical JSON, in bytes
+            (one bigger than this is still kept while it is the most recent).
+        max_named_graders: names registered at most; one more raises :class:`RegistryFullError`.
         ray: run python graders on this Ray cluster (``auto`` or ``HOST:PORT``).
     """
 
@@ -47,6 +63,8 @@ class GraderRegistry:
         python_batch_timeout: float | None = None,
         max_graders: int = 256,
         ray: str | None = None,
+        max_inline_bytes: int = 64 * 1024 * 1024,
+        max_named_graders: int = 4096,
     ) -> None:
         self.sandbox = sandbox
         self.ray = ray
@@ -55,8 +73,15 @@ class GraderRegistry:
         self.python_timeout = python_timeout
         self.python_batch_timeout = python_batch_timeout
         self.max_graders = max_graders
+        self.max_inline_bytes = max_inline_bytes
+        self.max_named_graders = max_named_graders
         self._by_id: dict[str, Grader] = {}
         self._names: dict[str, str] = {}
+        self._sizes: dict[str, int] = {}
+        """Each grader's canonical JSON size: what it weighs in the inline cache."""
+        self._inline: OrderedDict[str, None] = OrderedDict()
+        """Graders no name refers to, least recently used first."""
+        self._inline_bytes = 0
         self._lock = threading.Lock()
 
     # -- executors -----------------------------------------------------------
@@ -83,10 +108,13 @@ class GraderRegistry:
         Raises:
             GraderValidationError: the grader is invalid, or names a model no backend serves.
             BackendUnavailableError: it needs a sandbox that cannot run here.
+            RegistryFullError: ``name`` is new and ``max_named_graders`` names are taken.
         """
         spec = load_spec(source)
         gid = grader_id(spec)
         with self._lock:
+            if name:
+                self._check_name(name)
             existing = self._by_id.get(gid)
             if existing is not None:
                 self._touch(gid)
@@ -102,19 +130,11 @@ class GraderRegistry:
             )
             existing = Grader(spec, runtime=runtime)
             with self._lock:
-                if len(self._by_id) >= self.max_graders and gid not in self._by_id and not self._evict_one():
-                    raise GraderValidationError(
-                        [
-                            Problem(
-                                "",
-                                f"the registry holds {self.max_graders} named graders; restart or raise the limit",
-                            )
-                        ]
-                    )
-                existing = self._by_id.setdefault(gid, existing)
+                existing = self._keep(gid, existing, inline=not name)
         if name:
             with self._lock:
-                self._names[name] = gid
+                self._check_name(name)  # again: other names may have come meanwhile
+                self._name(name, gid, existing)
         return existing
 
     def get(self, ref: str) -> Grader:
@@ -133,19 +153,66 @@ class GraderRegistry:
         return grader
 
     def _touch(self, gid: str) -> None:
-        """Mark ``gid`` used (dicts keep insertion order: the first is the least recent)."""
-        self._by_id[gid] = self._by_id.pop(gid)
+        """Mark ``gid`` used (the inline cache drops the least recent first). Under the lock."""
+        if gid in self._inline:
+            self._inline.move_to_end(gid)
 
-    def _evict_one(self) -> bool:
-        """Drop the least recently used grader that no name refers to (an inline
-        grader of some request): its sandbox pool stays with the executor, which
-        closes idle pools by its own LRU. False when every grader is named."""
-        named = set(self._names.values())
-        for gid in self._by_id:
-            if gid not in named:
-                del self._by_id[gid]
-                return True
-        return False
+    def _cache_inline(self, gid: str) -> None:
+        """Put ``gid`` (no name refers to it) in the inline cache as its most recent
+        entry, then drop the least recent ones past the bounds. Under the lock.
+
+        A dropped grader's sandbox pool stays with the executor, which closes idle
+        pools by its own LRU; a request still grading with it keeps its object."""
+        if gid in self._inline:
+            self._inline.move_to_end(gid)
+            return
+        self._inline[gid] = None
+        self._inline_bytes += self._sizes[gid]
+        while len(self._inline) > 1 and (
+            len(self._inline) > self.max_graders or self._inline_bytes > self.max_inline_bytes
+        ):
+            old, _ = self._inline.popitem(last=False)
+            self._inline_bytes -= self._sizes.pop(old)
+            del self._by_id[old]
+
+    def _check_name(self, name: str) -> None:
+        """Raise :class:`RegistryFullError` for a new name past the limit. Under the lock."""
+        if name not in self._names and len(self._names) >= self.max_named_graders:
+            raise RegistryFullError(
+                f"the registry holds {self.max_named_graders:,} named graders; reuse a name, "
+                "send the grader inline instead (inline graders are cached, never refused), "
+                "or start the server with a higher limit"
+            )
+
+    def _keep(self, gid: str, grader: Grader, *, inline: bool) -> Grader:
+        """Hold ``grader`` under ``gid`` (the one held already, if another thread was
+        first), in the inline cache when ``inline``. Under the lock."""
+        current = self._by_id.get(gid)
+        if current is not None:
+            self._touch(gid)
+            return current
+        self._by_id[gid] = grader
+        self._sizes[gid] = len(_canonical(grader.spec))
+        if inline:
+            self._cache_inline(gid)
+        return grader
+
+    def _name(self, name: str, gid: str, grader: Grader) -> None:
+        """Point ``name`` at ``gid``: a named grader leaves the inline cache, and the one
+        the name pointed at before joins it when no other name refers to it. Under the lock."""
+        self._keep(gid, grader, inline=False)  # back, if the cache dropped it meanwhile
+        before = self._names.get(name)
+        self._names[name] = gid
+        if gid in self._inline:
+            del self._inline[gid]
+            self._inline_bytes -= self._sizes[gid]
+        if before not in (None, gid) and before in self._by_id and before not in self._names.values():
+            self._cache_inline(before)
+
+    def inline_usage(self) -> dict[str, int]:
+        """The inline cache's size: ``{"graders", "bytes"}``."""
+        with self._lock:
+            return {"graders": len(self._inline), "bytes": self._inline_bytes}
 
     def names(self) -> dict[str, str]:
         with self._lock:
@@ -156,7 +223,7 @@ class GraderRegistry:
             return list(self._by_id.values())
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"graders": len(self._by_id)}
+        out: dict[str, Any] = {"graders": len(self._by_id), "inline": self.inline_usage()}
         python = self._python
         if python is not None and hasattr(python, "stats"):
             out["pools"] = python.stats()
@@ -179,3 +246,9 @@ class GraderRegistry:
             if executor is not None:
                 get_portal().call(executor.aclose())
         self._python = self._judge = None
+
+
+def _canonical(spec: Any) -> bytes:
+    """A grader's canonical JSON, as :func:`rftgrade._grader.grader_id` hashes it."""
+    text = json.dumps(grader_to_dict(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()

@@ -250,10 +250,37 @@ class GradeResult:
 
     def to_answer(self) -> dict[str, Any]:
         """:meth:`to_dict` for :func:`rftgrade._json.dumps` straight away (the server's
-        answers): a clean result's error flags are pre-encoded, not a dict per row."""
-        return self._as_dict(_CLEAN_ENCODED)
+        answers; the same JSON). Built for speed, as a 8,192-row answer builds 8,192 of
+        them: a clean result's error flags and the empty objects are constants encoded
+        once (shared, so never to be changed by the caller), and nothing is copied:
+        two dicts a row, against six in :meth:`to_dict`."""
+        reward = self.reward
+        errors = self._errors
+        messages = self._error_messages
+        per_model = self._token_usage_per_model
+        metadata = {
+            "name": self.name,
+            "type": self.type,
+            "errors": _CLEAN_ENCODED if errors is None else errors.to_dict(),
+            "execution_time": self.execution_time,
+            "scores": self._scores or _EMPTY_ENCODED,
+            "token_usage": self.token_usage.total_tokens if self.token_usage else None,
+            "sampled_model_name": self.sampled_model_name,
+        }
+        if messages:
+            metadata["error_messages"] = messages
+        return {
+            "reward": reward if math.isfinite(reward) else 0.0,
+            "metadata": metadata,
+            "sub_rewards": self._sub_rewards or _EMPTY_ENCODED,
+            "model_grader_token_usage_per_model": (
+                {model: usage.to_dict() for model, usage in per_model.items()}
+                if per_model
+                else _EMPTY_ENCODED
+            ),
+        }
 
-    def _as_dict(self, clean_errors: Any) -> dict[str, Any]:
+    def _as_dict(self, clean_errors: dict[str, Any]) -> dict[str, Any]:
         reward = self.reward if math.isfinite(self.reward) else 0.0
         metadata: dict[str, Any] = {
             "name": self.name,
@@ -280,3 +307,4 @@ class GradeResult:
 
 _CLEAN = GraderErrors().to_dict()
 _CLEAN_ENCODED = encoded(_CLEAN)
+_EMPTY_ENCODED = encoded({})

@@ -14,13 +14,18 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from rftgrade._columns import Columns
 
 __all__ = [
     "DEFAULT_STRIP_TOKENS",
+    "OpenRLHFRequest",
     "openrlhf_answer",
     "openrlhf_columns",
+    "openrlhf_rows",
     "path_token",
+    "request_columns",
     "strip_special_tokens",
     "token_matches",
 ]
@@ -116,6 +121,28 @@ def openrlhf_columns(
             item.setdefault("query", text)
         items.append(item)
     return Columns(samples, items)
+
+
+class OpenRLHFRequest(BaseModel):
+    """OpenRLHF's remote reward request (the server's body model for its routes)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    query: list[str]
+    prompts: list[str] | None = None
+    labels: list[Any] | None = None
+
+
+def request_columns(body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS) -> Columns:
+    """A parsed request's rows as :class:`~rftgrade.Columns` (what the server grades)."""
+    return openrlhf_columns(body.query, body.prompts, body.labels, strip_tokens)
+
+
+def openrlhf_rows(
+    body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS
+) -> list[dict[str, Any]]:
+    """A parsed request as rftgrade rows (``{"sample", "item"}``; see :func:`openrlhf_columns`)."""
+    return request_columns(body, strip_tokens).rows()
 
 
 def openrlhf_answer(results: Sequence[Any]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ A 8,192-row batch is mostly items, and a python grader never reads an item on
 the host: it forwards it to a sandbox worker. msgspec parses the body's shape
 and leaves each item as a slice of the body (:class:`msgspec.Raw`), which the
 server wraps as a :class:`~rftgrade._rawitem.RawItem`. A body of another shape
-returns ``None`` here and is parsed in full, so its errors read as before.
+returns ``None`` here and is parsed in full, so its errors read as before; so
+does a body with OpenAI RFT dataset rows (``{"messages", ..., "sample"}``: the
+row is the item), which the grader splits as ``rftgrade grade`` does.
 """
 
 from __future__ import annotations
@@ -14,18 +16,9 @@ from typing import Any
 import msgspec
 
 from rftgrade._columns import Columns
-from rftgrade._json import loads
-from rftgrade._rawitem import RawItem
+from rftgrade._rawrows import RawRow, raw_item
 
 __all__ = ["parse_grade_body"]
-
-_OPEN_BRACE = ord("{")
-
-
-class _Row(msgspec.Struct):
-    sample: Any = msgspec.UNSET
-    item: msgspec.Raw = msgspec.Raw(b"null")
-
 
 class _Group(msgspec.Struct):
     samples: list[Any]
@@ -35,7 +28,7 @@ class _Group(msgspec.Struct):
 class _Body(msgspec.Struct):
     # Only `rows` and `groups` are given a type here; the request model checks every
     # other field (and says what is wrong with it, or with a body that has both).
-    rows: list[_Row] | None = None
+    rows: list[RawRow] | None = None
     groups: list[_Group] | None = None
     grader: Any = None
     stream: Any = False
@@ -65,6 +58,10 @@ def parse_grade_body(data: bytes) -> tuple[dict[str, Any], Columns | None] | Non
     if body.rows is None or body.groups is not None:
         return None
     rows = body.rows
+    if b'"messages"' in data:
+        unset = msgspec.UNSET
+        if any(row.item is unset and row.messages is not unset for row in rows):
+            return None  # RFT rows: every key is the item's, read in full
     items = [_item(row.item) for row in rows]
     samples = [row.sample for row in rows]
     if msgspec.UNSET in samples:
@@ -77,6 +74,7 @@ def parse_grade_body(data: bytes) -> tuple[dict[str, Any], Columns | None] | Non
     return {**fields, "rows": []}, Columns(samples, items)
 
 
-def _item(raw: msgspec.Raw) -> Any:
-    # msgspec has checked the JSON; an object's text starts with its brace.
-    return RawItem(raw) if memoryview(raw)[0] == _OPEN_BRACE else loads(bytes(raw))
+def _item(raw: msgspec.Raw | msgspec.UnsetType) -> Any:
+    if raw is msgspec.UNSET:
+        return None  # no `item`: the grader's {}
+    return raw_item(raw)

@@ -21,6 +21,15 @@ class _PoolCollector(Collector):
         graders = GaugeMetricFamily("rftgrade_graders", "Compiled graders held by the server")
         graders.add_metric([], stats.get("graders", 0))
         yield graders
+        inline = stats.get("inline", {})
+        cached = GaugeMetricFamily("rftgrade_inline_graders", "Inline graders in the registry's LRU cache")
+        cached.add_metric([], inline.get("graders", 0))
+        yield cached
+        cached_bytes = GaugeMetricFamily(
+            "rftgrade_inline_grader_bytes", "Canonical JSON bytes of the cached inline graders"
+        )
+        cached_bytes.add_metric([], inline.get("bytes", 0))
+        yield cached_bytes
         workers = GaugeMetricFamily(
             "rftgrade_pool_workers", "Live sandbox workers", labels=["backend", "isolation"]
         )

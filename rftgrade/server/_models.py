@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rftgrade.integrations.openrlhf import OpenRLHFRequest
+
 __all__ = [
     "GradeGroup",
     "GradeRequest",
@@ -87,11 +89,3 @@ class GradeRequest(_Body):
         if self.groups is None:
             return self.rows or []
         return [{"sample": sample, "item": group.item} for group in self.groups for sample in group.samples]
-
-
-class OpenRLHFRequest(_Body):
-    """OpenRLHF's remote reward request."""
-
-    query: list[str]
-    prompts: list[str] | None = None
-    labels: list[Any] | None = None
