@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from rftgrade._columns import Columns
 from rftgrade._gc import gc_paused
 from rftgrade._grader import Grader
@@ -210,9 +212,12 @@ def _write(
 
 
 def _full_line(result: GradeResult) -> bytes:
-    return dumps(result.to_answer())
+    return result.to_answer_json()
 
 
 def _compact_line(result: GradeResult) -> bytes:
-    reward = result.reward
-    return dumps({"reward": reward if math.isfinite(reward) else 0.0, "errors": result.flags()})
+    reward = result.reward if math.isfinite(result.reward) else 0.0
+    flags = result.flags()
+    if not flags:
+        return b"".join((b'{"reward":', orjson.dumps(reward), b',"errors":[]}'))
+    return dumps({"reward": reward, "errors": flags})

@@ -6,9 +6,11 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rftgrade
-from rftgrade import ERROR_FLAGS, Grader
+from rftgrade import ERROR_FLAGS, Grader, GradeResult
 from rftgrade._graders.model import parse_label, parse_score
 
 from .conftest import string_check
@@ -155,3 +157,27 @@ def test_a_server_answer_is_the_results_json(stdout: str) -> None:
     assert (
         clean.to_dict()["metadata"]["errors"] is not clean.to_dict()["metadata"]["errors"]
     )  # callers own it
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.text(max_size=12),
+    reward=st.floats(allow_nan=True, allow_infinity=True) | st.integers(-5, 5),
+    duration=st.floats(min_value=0, max_value=1e6),
+    scores=st.dictionaries(
+        st.text(max_size=5), st.integers() | st.text(max_size=5) | st.floats(allow_nan=False)
+    ),
+    flag=st.sampled_from([None, "sample_parse_error", "python_grader_runtime_error"]),
+)
+def test_answer_json_is_the_encoded_answer(
+    name: str, reward: float, duration: float, scores: dict[str, Any], flag: str | None
+) -> None:
+    from rftgrade._json import dumps
+
+    result = GradeResult(reward, name, "python", None, duration, scores or None)
+    if flag is not None:
+        result.fail(flag, "why")
+    # Marker-like names must not confuse the constant parts (they are checked).
+    marked = GradeResult(reward, "123456.25 246912.5", "python", None, duration, scores or None)
+    for r in (result, marked):
+        assert r.to_answer_json() == dumps(r.to_answer())

@@ -19,13 +19,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from rftgrade._columns import Columns
+from rftgrade._dedupe import dedupe_rows
 from rftgrade._registry import GraderRegistry
 from rftgrade.integrations import openrlhf as _openrlhf
 from rftgrade.integrations.openrlhf import DEFAULT_STRIP_TOKENS, OpenRLHFRequest, openrlhf_rows
 from rftgrade.server._admission import Admission, SizeLimit
 from rftgrade.server._batch_routes import batch_router
 from rftgrade.server._config import ServerConfig
-from rftgrade._dedupe import dedupe_rows
 from rftgrade.server._errors import bad_body
 from rftgrade.server._metrics import ServerMetrics
 from rftgrade.server._middleware import AuthAndMeasure, CollectBetweenRequests, OrjsonRoute
