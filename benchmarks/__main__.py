@@ -8,6 +8,7 @@ import sys
 MODULES = [
     "benchmarks.bench_deterministic",
     "benchmarks.bench_sandbox",
+    "benchmarks.bench_grade",
     "benchmarks.bench_judge",
     "benchmarks.bench_server",
     "benchmarks.bench_eval",
