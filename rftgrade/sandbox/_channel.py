@@ -2,7 +2,7 @@
 
 Frames are 4-byte big-endian lengths plus UTF-8 JSON, or, host to worker once
 the worker has said it reads it, ``b"M"`` plus :mod:`marshal` data (see
-``sandbox/worker.py``). Nothing the worker sends is ever unmarshalled: the host
+``sandbox/_rftgrade_wire.py``; what the frames say is :mod:`rftgrade.sandbox._protocol`). Nothing the worker sends is ever unmarshalled: the host
 reads only JSON from the sandbox, with one strict parser (no fallback that would
 accept what it refuses: a 400-digit integer, an escaped lone surrogate), in
 frames of at most ``MAX_FRAME`` bytes.
@@ -24,9 +24,8 @@ try:
 except ImportError:  # pragma: no cover - orjson ships with the sandbox extra
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
+__all__ = ["Channel", "ChannelClosed", "PipeChannel", "encode"]
 
-PROTOCOL_VERSION = 5
 _HEADER = struct.Struct(">I")
 # A chunk's reply: 1,024 samples of at most 8 KiB stdout and 4 KiB details each,
 # with room for JSON escapes. A bigger frame ends the worker; the rest of its

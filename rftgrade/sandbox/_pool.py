@@ -14,27 +14,31 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rftgrade._executors import PythonCall, PythonCalls, PythonOutcome, PythonProgram
-from rftgrade._rawitem import RawItem
+from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
 from rftgrade.sandbox._backend import SandboxBackend
-from rftgrade.sandbox._channel import PROTOCOL_VERSION, Channel, ChannelClosed
+from rftgrade.sandbox._channel import Channel, ChannelClosed
 from rftgrade.sandbox._limits import Limits
+from rftgrade.sandbox._protocol import (
+    PROGRESS_SECONDS,
+    GraderLoadError,
+    LoadFailure,
+    OutOfStep,
+    apply_results,
+    grade_message,
+    load_message,
+    parse_loaded,
+    parse_results,
+)
 
 __all__ = ["WorkerPool"]
 
 LOAD_TIMEOUT = 120.0
 GRACE = 2.0
-# What the host keeps of a reply, whatever the worker sent (it cuts to the same).
-MAX_STDOUT = 8 * 1024 + 100
-MAX_DETAILS = 4 * 1024 + 100
-MAX_DURATION_NS = 10**15  # about 11 days: beyond any time limit
-MAX_REWARD = 1e300  # past this an int is not a float (and the worker sends floats)
 _ids = itertools.count(1)
 
 
@@ -54,13 +58,8 @@ class _Chunk:
     careful: bool
     """Re-running the rest of a failed chunk: the worker answers after every sample,
     so the next failure names its sample exactly."""
-
-
-@dataclass
-class _LoadFailure:
-    kind: str  # "runtime" (the grader's fault) or "server" (the sandbox's)
-    error_type: str
-    details: str
+    retried: bool = False
+    """Re-run once already after a reply that named another request."""
 
 
 @dataclass
@@ -138,7 +137,7 @@ class WorkerPool:
         self._idle: asyncio.Queue[_Token] = asyncio.Queue()
         for _ in range(self.size):
             self._idle.put_nowait(None)
-        self._load_failure: _LoadFailure | None = None
+        self._load_failure: LoadFailure | None = None
         self._live: set[_Slot] = set()
         self._waiting = 0  # runners waiting for a worker: nothing is sent ahead while any wait
         self._successors: set[asyncio.Future[_Slot]] = set()
@@ -149,14 +148,12 @@ class WorkerPool:
         self.stats.spawned += 1
         try:
             await channel.send(
-                {
-                    "op": "load",
-                    "v": PROTOCOL_VERSION,
-                    "source": self.program.source,
-                    "isolation": self.isolation,
-                    "limits": self.limits.for_worker(),
-                    "own_pid_namespace": self.backend.own_pid_namespace,
-                }
+                load_message(
+                    self.program.source,
+                    self.isolation,
+                    self.limits.for_worker(),
+                    self.backend.own_pid_namespace,
+                )
             )
             reply = await channel.recv(LOAD_TIMEOUT)
         except (ChannelClosed, TimeoutError, OSError) as exc:
@@ -165,24 +162,15 @@ class WorkerPool:
         except asyncio.CancelledError:  # the caller gave up: the half-started worker must not outlive it
             await channel.kill()
             raise
-        if reply.get("v") != PROTOCOL_VERSION:
+        try:
+            channel.marshal_version = parse_loaded(reply, self.backend.name)
+        except GraderLoadError as exc:
             await channel.kill()
-            raise ChannelClosed(
-                f"the sandbox worker speaks protocol v{reply.get('v')}, this rftgrade needs "
-                f"v{PROTOCOL_VERSION}: rebuild the sandbox (`rftgrade sandbox build --backend "
-                f"{self.backend.name}`)"
-            )
-        if not reply.get("ok"):
+            self._load_failure = exc.failure
+            raise
+        except ChannelClosed:
             await channel.kill()
-            error = reply.get("error", {})
-            self._load_failure = _LoadFailure(
-                "runtime",
-                str(error.get("type", "LoadError")),
-                f"the grader failed to load: {error.get('details', '')}".strip(),
-            )
-            raise _GraderLoadError(self._load_failure)
-        version = reply.get("marshal")
-        channel.marshal_version = version if type(version) is int and version >= 2 else None
+            raise
         slot = _Slot(channel)
         self._live.add(slot)
         return slot
@@ -227,9 +215,8 @@ class WorkerPool:
         return [o if o is not None else lost for o in outcomes]
 
     def _failed_load(self) -> PythonOutcome:
-        failure = self._load_failure
-        assert failure is not None
-        return PythonOutcome(error=failure.kind, error_type=failure.error_type, details=failure.details)  # type: ignore[arg-type]
+        assert self._load_failure is not None
+        return self._load_failure.outcome()
 
     async def _runner(
         self,
@@ -257,7 +244,7 @@ class WorkerPool:
                     try:
                         # shield: a cancelled batch must not cancel a replacement half-started.
                         slot = await (asyncio.shield(token) if token is not None else self._start())
-                    except _GraderLoadError:
+                    except GraderLoadError:
                         for i in chunk.indices:
                             outcomes[i] = self._failed_load()
                         slot = None
@@ -362,32 +349,9 @@ class WorkerPool:
     ) -> int | None:
         """Write one chunk to the worker; its request id, or ``None`` if the worker is gone."""
         request_id = next(_ids)
-        indices = chunk.indices
-        first, last = indices[0], indices[-1]
-        items: Sequence[Any]
-        if isinstance(calls, PythonCalls) and last - first + 1 == len(indices):  # a run of calls
-            samples, items = calls.samples[first : last + 1], calls.items[first : last + 1]
-        else:
-            samples, items = [calls[i].sample for i in indices], [calls[i].item for i in indices]
-        message: dict[str, Any] = {
-            "op": "grade",
-            "id": request_id,
-            "timeout": limit,
-            "samples": samples,
-            "careful": chunk.careful,
-        }
-        kinds = set(map(type, items))
-        if RawItem in kinds and kinds != {RawItem}:
-            items = [i.parse() if type(i) is RawItem else i for i in items]
-            kinds = set(map(type, items))
-        items = _share_items(items, message)
-        if kinds == {RawItem}:
-            # Items still in the JSON text they arrived in go as one JSON array: the
-            # worker parses it in one call, the host never builds them.
-            text = b"[" + b",".join([item.data for item in items]) + b"]"  # type: ignore[union-attr]
-            message["items_json"] = text if slot.channel.marshal_version is not None else text.decode()
-        else:
-            message["items"] = items
+        message = grade_message(
+            request_id, limit, calls, chunk.indices, chunk.careful, slot.channel.marshal_version
+        )
         try:
             async with slot.sending:
                 await slot.channel.send(message)
@@ -408,41 +372,29 @@ class WorkerPool:
         """Read a chunk's answers: (worker state, chunks to queue again)."""
         indices = chunk.indices
         answered = 0
+        running = False  # the last frame said the first unanswered sample has run PROGRESS_SECONDS
         while answered < len(indices):
             started = time.perf_counter()
-            wait = min(limit + GRACE, deadline - time.monotonic())
+            # After a progress frame the sample has already run a second of its limit.
+            wait = min(limit + GRACE - (PROGRESS_SECONDS if running else 0.0), deadline - time.monotonic())
             try:
                 async with asyncio.timeout(max(wait, 0.0)):
                     frame = await slot.channel.recv(None)
-                rewards, durations, extras = _parse_results(frame, request_id, answered)
+                results = parse_results(frame, request_id, answered, len(indices), chunk.careful)
+            except OutOfStep as exc:
+                return _DEAD, self._out_of_step(slot, chunk, answered, exc, outcomes)
             except (TimeoutError, ChannelClosed) as exc:
                 if time.monotonic() >= deadline:
                     # The batch's time is up: the rest stay unanswered (run() flags
                     # them) and this worker, still grading, is replaced.
                     return _DEAD, []
-                return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started)
-            recycle = False
-            count = min(len(rewards), len(indices) - answered)
-            for k in range(count):
-                extra = extras.get(k) if extras else None
-                reward, duration = rewards[k], durations[k]
-                if (
-                    extra is None
-                    and type(reward) is float
-                    and type(duration) is int
-                    and reward - reward == 0.0
-                    and 0 <= duration <= MAX_DURATION_NS
-                ):
-                    # The common case, inline: a finite reward (x - x is nan for inf and nan).
-                    outcomes[indices[answered + k]] = _new_outcome(
-                        PythonOutcome, (reward, None, None, None, "", duration / 1e9)
-                    )
-                    continue
-                outcomes[indices[answered + k]] = _outcome(reward, duration, extra)
-                if extra is not None and extra.get("recycle") is not None:
-                    recycle = True
+                named = running and isinstance(exc, TimeoutError)
+                return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started, named)
+            recycle = apply_results(results, indices, answered, outcomes)
+            count = len(results.rewards)
             answered += count
             slot.served += count
+            running = results.running is not None
             if recycle:
                 # The worker exits by itself after this reply.
                 await self._discard(slot)
@@ -450,6 +402,41 @@ class WorkerPool:
                 rest = indices[answered:]
                 return _RECYCLED, [_Chunk(rest, careful=chunk.careful)] if rest else []
         return _LIVE, []
+
+    def _out_of_step(
+        self,
+        slot: _Slot,
+        chunk: _Chunk,
+        answered: int,
+        exc: OutOfStep,
+        outcomes: list[PythonOutcome | None],
+    ) -> list[_Chunk]:
+        """A frame broke the one-reply-per-sample rule (a second reply for a sample,
+        a reply for one not in flight, another request's): the worker's stream can no
+        longer be trusted (the caller discards it). Every outcome it gave in this
+        chunk is withdrawn and the chunk re-run carefully; in a careful run a second
+        reply for the sample just answered flags that sample, any other break the one
+        in flight (it is the only one grading while frames come one per sample)."""
+        self.stats.crashed += 1
+        indices = chunk.indices
+        if not chunk.careful:
+            for i in indices[:answered]:
+                outcomes[i] = None
+            return [_Chunk(indices, careful=True)]
+        if exc.stale and answered == 0 and not chunk.retried:
+            # Most likely the rest of the request before this one on the same worker
+            # (answered in full by a forged frame): nothing of this chunk is to blame yet.
+            return [_Chunk(indices, careful=True, retried=True)]
+        culprit = answered - 1 if exc.second_reply else answered
+        if culprit >= len(indices):
+            return []
+        outcomes[indices[culprit]] = PythonOutcome(
+            error="runtime",
+            error_type="InvalidReply",
+            details=f"the worker's replies broke the protocol while it graded this sample: {exc}",
+        )
+        rest = indices[culprit + 1 :]
+        return [_Chunk(rest, careful=True)] if rest else []
 
     def _blame(
         self,
@@ -460,11 +447,14 @@ class WorkerPool:
         outcomes: list[PythonOutcome | None],
         limit: float,
         started: float,
+        named: bool = False,
     ) -> list[_Chunk]:
         """A worker hung or died after ``answered`` replies (the caller discards it):
-        flag the culprit, re-queue the rest."""
+        flag the culprit, re-queue the rest. ``named``: the worker's last frame said it
+        was grading the first unanswered sample, so that one hung: it is flagged now and
+        the rest re-run as they were (a hang costs its batch one time limit, not two)."""
         rest = chunk.indices[answered:]
-        if not chunk.careful:
+        if not chunk.careful and not named:
             # Replies come in batches: any unanswered sample may be the culprit.
             # Re-run them on a fresh worker that answers after each one.
             return [_Chunk(rest, careful=True)]
@@ -475,7 +465,7 @@ class WorkerPool:
                 error="timeout",
                 error_type="TimeoutError",
                 details=f"grade() ran longer than {limit:g}s; its worker was killed",
-                duration=time.perf_counter() - started,
+                duration=time.perf_counter() - started + (PROGRESS_SECONDS if named else 0.0),
             )
         else:
             self.stats.crashed += 1
@@ -485,7 +475,7 @@ class WorkerPool:
                 details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
                 duration=time.perf_counter() - started,
             )
-        return [_Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
+        return [_Chunk(rest[1:], careful=chunk.careful)] if len(rest) > 1 else []
 
     async def aclose(self) -> None:
         # Replacements started ahead: let them finish starting, then stop them below.
@@ -510,120 +500,9 @@ class WorkerPool:
         }
 
 
-class _GraderLoadError(Exception):
-    def __init__(self, failure: _LoadFailure) -> None:
-        super().__init__(failure.details)
-        self.failure = failure
-
-
-def _parse_results(
-    frame: dict[str, Any], request_id: int, answered: int
-) -> tuple[list[Any], list[Any], dict[int, dict[str, Any]]]:
-    """Check a ``results`` frame (the worker is untrusted) and split it into its columns."""
-    rewards, durations = frame.get("rewards"), frame.get("durations")
-    if (
-        frame.get("id") != request_id
-        or frame.get("start") != answered
-        or not isinstance(rewards, list)
-        or not isinstance(durations, list)
-        or len(rewards) != len(durations)
-    ):
-        raise ChannelClosed(f"reply out of step: {frame.get('id')}/{frame.get('start')}")
-    extras: dict[int, dict[str, Any]] = {}
-    for pair in frame.get("extra") or ():
-        if isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is int and isinstance(pair[1], dict):
-            extras[pair[0]] = pair[1]
-    return rewards, durations, extras
-
-
-def _share_items(items: Sequence[Any], message: dict[str, Any]) -> Sequence[Any]:
-    """A chunk's distinct items; ``message["item_of"]`` then maps each sample to its item.
-
-    GRPO grades a group of samples (16 is common) against one prompt's item: sent
-    once per chunk, the worker parses (and the host encodes) a sixteenth of them.
-    Items are the same when they are the same object or the same JSON text. The
-    worker still hands every call an item no earlier call has changed.
-    """
-    # Built with C-level maps and zips: this runs for every chunk of every batch.
-    ids = list(map(id, items))
-    objects = dict(zip(ids, items, strict=True))  # each item object once
-    if type(items[0]) is RawItem:
-        if len(objects) == len(items):
-            values = list(map(_data, items))
-            if not any(map(operator.eq, values[:-1], values[1:])):
-                # Trainers put a prompt's samples next to each other (TRL, verl and
-                # OpenRLHF all do): with no neighbours alike, keying every text is not
-                # worth its cost.
-                return items
-        # One copy of the text per object, not per row: a `groups` body gives all of
-        # a group's rows one RawItem, which may be big.
-        text = {key: bytes(item.data) for key, item in objects.items()}
-        keys: list[Any] = list(map(text.__getitem__, ids))
-    else:
-        # One object anywhere in the chunk, not only next to itself: marshal would
-        # hand the worker one shared object, which a grader could change for the rest.
-        if len(objects) == len(items):
-            return items
-        keys = ids
-    by_key = dict(zip(keys, items, strict=True))  # one item per distinct key, in first-seen order
-    if len(by_key) == len(items):
-        return items
-    position = {key: index for index, key in enumerate(by_key)}
-    message["item_of"] = list(map(position.__getitem__, keys))
-    return list(by_key.values())
-
-
 def _usable(successor: asyncio.Future[_Slot] | None) -> asyncio.Future[_Slot] | None:
     """A replacement started ahead, unless its start already failed (then the pool
     starts one afresh when it needs it, as it would have without starting ahead)."""
     if successor is not None and successor.done() and not successor.cancelled() and successor.exception():
         return None
     return successor
-
-
-_data = operator.attrgetter("data")
-_new_outcome = tuple.__new__  # skips NamedTuple's keyword handling: one outcome per sample
-
-
-def _text(value: Any, limit: int) -> str:
-    """A string field of a reply, cut here too: the worker is untrusted."""
-    if type(value) is not str:
-        return ""
-    if len(value) <= limit:
-        return value
-    return value[:limit] + f"\n... [{len(value) - limit} more characters dropped by the host]"
-
-
-def _invalid(why: str, seconds: float = 0.0) -> PythonOutcome:
-    return PythonOutcome(
-        error="runtime",
-        error_type="InvalidReply",
-        details=f"the sandbox sent an invalid reply for this sample: {why}",
-        duration=seconds,
-    )
-
-
-def _outcome(reward: Any, duration: Any, extra: dict[str, Any] | None) -> PythonOutcome:
-    """One sample's reply, checked field by field; a bad one fails that sample alone."""
-    if type(duration) is not int or not 0 <= duration <= MAX_DURATION_NS:
-        return _invalid(f"duration {str(duration)[:40]!r} is not a count of nanoseconds")
-    seconds = duration / 1e9  # the worker reports nanoseconds
-    if extra is None and type(reward) is float and math.isfinite(reward):  # the common case
-        return _new_outcome(PythonOutcome, (reward, None, None, None, "", seconds))
-    extra = extra or {}
-    stdout = _text(extra.get("stdout"), MAX_STDOUT)
-    kind = extra.get("error")
-    if kind is None:
-        if reward is None or type(reward) not in (float, int) or abs(reward) > MAX_REWARD:
-            return _invalid(f"reward {str(reward)[:40]!r} is not a finite number", seconds)
-        reward = float(reward)
-        if not math.isfinite(reward):
-            return _invalid(f"reward {reward!r} is not finite", seconds)
-        return PythonOutcome(reward=reward, stdout=stdout, duration=seconds)
-    return PythonOutcome(
-        error="timeout" if kind == "timeout" else "runtime",
-        error_type=_text(extra.get("error_type"), 200) or "Error",
-        details=_text(extra.get("details"), MAX_DETAILS),
-        stdout=stdout,
-        duration=seconds,
-    )

@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from rftgrade.sandbox._backend import WORKER_SOURCE, SandboxBackend
+from rftgrade.sandbox._backend import WORKER_FILES, WORKER_SOURCE, SandboxBackend
 from rftgrade.sandbox._channel import Channel, PipeChannel
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
@@ -63,9 +63,10 @@ class BwrapBackend(SandboxBackend):
         # The worker must be readable by the sandbox uid, wherever rftgrade lives.
         reap_stale_tempdirs("worker")
         self._dir = Path(owned_tempdir("worker"))
-        shutil.copyfile(WORKER_SOURCE, self._dir / "worker.py")
+        for name in WORKER_FILES:
+            shutil.copyfile(WORKER_SOURCE.parent / name, self._dir / name)
+            os.chmod(self._dir / name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.chmod(self._dir, 0o755)
-        os.chmod(self._dir / "worker.py", stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
