@@ -115,10 +115,11 @@ def encode(message: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
-def connect(path: str) -> int:
+def connect(path: str, progress: bool) -> tuple[int, int | None]:
     """The host's unix socket, bind-mounted into the sandbox (the docker backend's
-    direct channel: frames skip the engine's attach copy). Exits with
-    CONNECT_FAILED when the socket cannot be reached, so the host can fall back."""
+    direct channel: frames skip the engine's attach copy), and with ``progress``
+    the progress page the host sends first over it. Exits with CONNECT_FAILED when
+    the socket cannot be reached, so the host can fall back."""
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -127,7 +128,33 @@ def connect(path: str) -> int:
     except OSError as exc:
         os.write(2, f"rftgrade worker: cannot connect to {path}: {exc}\n".encode())
         os._exit(CONNECT_FAILED)
-    return sock.detach()
+    page: int | None = None
+    if progress:
+        try:
+            _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+            page = fds[0] if fds else None
+        except OSError:
+            page = None
+    return sock.detach(), page
+
+
+class ProgressPage:
+    """A page the host shares with the worker (``--progress-fd``): the request being
+    graded and the index of the sample started last, one store per sample. The host
+    reads it when the worker falls silent, so a sample blocked in C code holding the
+    GIL (where no signal handler, so no progress frame, can run) is still named.
+    Only in ``worker`` isolation: a forked sample must not be able to write it."""
+
+    def __init__(self, fd: int) -> None:
+        import mmap
+
+        self.map = mmap.mmap(fd, 16)
+        os.close(fd)
+        self.slots = memoryview(self.map).cast("q")
+
+    def begin(self, request_id: int) -> None:
+        self.slots[1] = -1
+        self.slots[0] = request_id
 
 
 def not_dumpable() -> None:

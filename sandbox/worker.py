@@ -46,6 +46,7 @@ try:
         PROGRESS_SECONDS,
         PROTOCOL_VERSION,
         Channel,
+        ProgressPage,
         connect,
         encode,
         gc_paused,
@@ -58,8 +59,10 @@ __all__ = ["PROTOCOL_VERSION", "SharedItems", "Worker", "expand_sample", "main"]
 
 
 class Worker:
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, page: int | None = None) -> None:
         self.channel = channel
+        self.page_fd = page  # the host's progress page, mapped at load in worker isolation
+        self.page: ProgressPage | None = None
         self.grade: Any = None
         self.isolation = "worker"
         self.limits: dict[str, Any] = {}
@@ -122,6 +125,18 @@ class Worker:
         self.isolation = message.get("isolation", "worker")
         self.limits = message.get("limits", {})
         self.own_ns = bool(message.get("own_pid_namespace"))
+        if self.page_fd is not None:
+            fd, self.page_fd = self.page_fd, None
+            try:
+                # A forked sample could write the page: it is the worker's alone.
+                self.page = ProgressPage(fd) if self.isolation == "worker" else None
+            except (OSError, ValueError):
+                self.page = None
+            if self.page is None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         apply_limits(self.limits)
         source = message["source"]
         # A real module in sys.modules: pydantic, dataclasses and typing resolve a
@@ -244,7 +259,18 @@ class Worker:
     def _call_forked(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
         start = time.perf_counter_ns()
         rfd, wfd = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes (a pids or RLIMIT_NPROC limit): this sample's failure
+            os.close(rfd)
+            os.close(wfd)
+            self._sweep()  # what an earlier sample left holding the processes, if anything
+            return {
+                "error": "runtime",
+                "error_type": "ForkFailed",
+                "details": f"could not start the grading process: {exc}",
+                "duration_ns": time.perf_counter_ns() - start,
+            }
         if pid == 0:  # child (the at-fork hook already closed the channel)
             try:
                 self.in_child = False  # this copy is the one that grades
@@ -419,6 +445,10 @@ class Worker:
             flush(running, running)
 
         self.progress = progress
+        slots = None
+        if self.page is not None and type(request_id) is int:
+            self.page.begin(request_id)
+            slots = self.page.slots
 
         forked = self.isolation == "sample"
         # After a failed chunk the host re-runs the rest "carefully": a frame per
@@ -444,6 +474,8 @@ class Worker:
                     duration = int(result.pop("duration_ns", 0))
                     extra: dict[str, Any] | None = result or None
                 else:
+                    if slots is not None:
+                        slots[1] = index
                     reward, duration, extra = self._grade_here(sample, item)
                     # subprocess.Popen forks in C, past the at-fork hook: ask the kernel too.
                     if self.own_ns and (self.spawned_children or has_children()):
@@ -481,22 +513,25 @@ def main() -> None:
     # it: a grader that writes to fd 1 (print, os.write, a C library) can neither
     # forge a frame nor block the channel.
     args = sys.argv[1:]
-    if args[:1] == ["--connect"] and len(args) == 2:
-        rfd = connect(args[1])
+    page: int | None = None
+    if args[:1] == ["--connect"] and len(args) >= 2:
+        rfd, page = connect(args[1], "--progress" in args[2:])
         wfd = os.dup(rfd)
     else:
         rfd = os.dup(0)
         wfd = os.dup(1)
+        if args[:1] == ["--progress-fd"] and len(args) == 2:
+            page = int(args[1])
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    for fd in (rfd, wfd):
+    for fd in (rfd, wfd) if page is None else (rfd, wfd, page):
         os.set_inheritable(fd, False)
     sys.stdin = open(os.devnull)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     limits = json.loads(os.environ.get("RFTGRADE_LIMITS", "{}") or "{}")
     apply_limits(limits)
-    Worker(Channel(rfd, wfd)).serve()
+    Worker(Channel(rfd, wfd), page).serve()
 
 
 if __name__ == "__main__":

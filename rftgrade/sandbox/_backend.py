@@ -29,6 +29,10 @@ class SandboxBackend(abc.ABC):
     isolated: bool = True
     own_pid_namespace: bool = True
     """True when the worker may ``kill(-1)`` to clean up: it sees only its own sandbox."""
+    rlimit_nproc: bool = True
+    """Whether the worker sets ``RLIMIT_NPROC``. It counts every process of the uid on
+    the host, so where a cgroup bounds processes per sandbox (docker's ``pids_limit``)
+    it would only let one sandbox's processes starve another's of the same uid."""
 
     @classmethod
     @abc.abstractmethod

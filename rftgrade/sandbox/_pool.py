@@ -151,7 +151,7 @@ class WorkerPool:
                 load_message(
                     self.program.source,
                     self.isolation,
-                    self.limits.for_worker(),
+                    self._worker_limits(),
                     self.backend.own_pid_namespace,
                 )
             )
@@ -174,6 +174,12 @@ class WorkerPool:
         slot = _Slot(channel)
         self._live.add(slot)
         return slot
+
+    def _worker_limits(self) -> dict[str, Any]:
+        limits = self.limits.for_worker()
+        if not self.backend.rlimit_nproc:
+            limits.pop("nproc", None)
+        return limits
 
     async def _discard(self, slot: _Slot) -> None:
         self._live.discard(slot)
@@ -388,7 +394,11 @@ class WorkerPool:
                     # The batch's time is up: the rest stay unanswered (run() flags
                     # them) and this worker, still grading, is replaced.
                     return _DEAD, []
-                named = running and isinstance(exc, TimeoutError)
+                named: int | None = None
+                if isinstance(exc, TimeoutError):
+                    named = (
+                        answered if running else self._started_last(slot, request_id, answered, len(indices))
+                    )
                 return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started, named)
             recycle = apply_results(results, indices, answered, outcomes)
             count = len(results.rewards)
@@ -438,6 +448,14 @@ class WorkerPool:
         rest = indices[culprit + 1 :]
         return [_Chunk(rest, careful=True)] if rest else []
 
+    @staticmethod
+    def _started_last(slot: _Slot, request_id: int, answered: int, size: int) -> int | None:
+        """The sample a silent worker started last, from its progress page (a worker
+        blocked in C code holding the GIL sends no progress frame)."""
+        page = slot.channel.progress
+        position = page.running(request_id) if page is not None else None
+        return position if position is not None and answered <= position < size else None
+
     def _blame(
         self,
         slot: _Slot,
@@ -447,14 +465,27 @@ class WorkerPool:
         outcomes: list[PythonOutcome | None],
         limit: float,
         started: float,
-        named: bool = False,
+        named: int | None = None,
     ) -> list[_Chunk]:
         """A worker hung or died after ``answered`` replies (the caller discards it):
-        flag the culprit, re-queue the rest. ``named``: the worker's last frame said it
-        was grading the first unanswered sample, so that one hung: it is flagged now and
-        the rest re-run as they were (a hang costs its batch one time limit, not two)."""
+        flag the culprit, re-queue the rest. ``named``: the request's index of the sample
+        the worker said (progress frame or page) it was grading when it fell silent: that
+        one hung, it is flagged now and the others re-run as they were (a hang costs its
+        batch one time limit, not two)."""
+        if named is not None:
+            # Those before it were graded but their replies never sent: run them again too.
+            index = chunk.indices[named]
+            rest = chunk.indices[answered:named] + chunk.indices[named + 1 :]
+            self.stats.timeouts += 1
+            outcomes[index] = PythonOutcome(
+                error="timeout",
+                error_type="TimeoutError",
+                details=f"grade() ran longer than {limit:g}s; its worker was killed",
+                duration=time.perf_counter() - started + (PROGRESS_SECONDS if named == answered else 0.0),
+            )
+            return [_Chunk(rest, careful=chunk.careful)] if rest else []
         rest = chunk.indices[answered:]
-        if not chunk.careful and not named:
+        if not chunk.careful:
             # Replies come in batches: any unanswered sample may be the culprit.
             # Re-run them on a fresh worker that answers after each one.
             return [_Chunk(rest, careful=True)]
@@ -465,7 +496,7 @@ class WorkerPool:
                 error="timeout",
                 error_type="TimeoutError",
                 details=f"grade() ran longer than {limit:g}s; its worker was killed",
-                duration=time.perf_counter() - started + (PROGRESS_SECONDS if named else 0.0),
+                duration=time.perf_counter() - started,
             )
         else:
             self.stats.crashed += 1
@@ -475,7 +506,7 @@ class WorkerPool:
                 details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
                 duration=time.perf_counter() - started,
             )
-        return [_Chunk(rest[1:], careful=chunk.careful)] if len(rest) > 1 else []
+        return [_Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
 
     async def aclose(self) -> None:
         # Replacements started ahead: let them finish starting, then stop them below.

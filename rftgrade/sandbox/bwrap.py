@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rftgrade.sandbox._backend import WORKER_FILES, WORKER_SOURCE, SandboxBackend
-from rftgrade.sandbox._channel import Channel, PipeChannel
+from rftgrade.sandbox._channel import Channel, PipeChannel, ProgressPage
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
 
@@ -166,24 +166,29 @@ class BwrapBackend(SandboxBackend):
 
         fd = seccomp_bpf_fd()
         info_r, info_w = os.pipe()
+        progress = ProgressPage()
         try:
             kwargs = _as_sandbox_user()
-            argv = self.argv(limits, fd)
+            argv = [*self.argv(limits, fd), "--progress-fd", str(progress.fd)]
             argv[1:1] = ["--info-fd", str(info_w)]
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
-                pass_fds=(fd, info_w),
+                pass_fds=(fd, info_w, progress.fd),
                 env={"PATH": "/usr/bin:/bin"},
                 start_new_session=True,
                 **kwargs,
             )
+        except BaseException:
+            progress.close()
+            raise
         finally:
             os.close(fd)
             os.close(info_w)
-        return _BwrapChannel(proc, info_r)
+        progress.hand_over()
+        return _BwrapChannel(proc, info_r, progress)
 
     async def aclose(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
@@ -192,8 +197,8 @@ class BwrapBackend(SandboxBackend):
 class _BwrapChannel(PipeChannel):
     """Kills the sandbox's init first, so bwrap reaps it and exits cleanly (no zombies)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, info_fd: int) -> None:
-        super().__init__(proc)
+    def __init__(self, proc: asyncio.subprocess.Process, info_fd: int, progress: ProgressPage) -> None:
+        super().__init__(proc, progress)
         self._info_fd = info_fd
         self._child: int | None = None
 

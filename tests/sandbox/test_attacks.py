@@ -278,7 +278,8 @@ def _containers_left() -> list[str]:
 
     # This process's own: other test runs may share the engine.
     mine = f"{LABEL}.owner={_HOST}:{os.getpid()}"
-    return [c.name for c in _client().containers.list(all=True, filters={"label": mine})]
+    # The low-level list: the SDK's inspects each container, failing on one just removed.
+    return [c["Id"][:12] for c in _client().api.containers(all=True, filters={"label": mine})]
 
 
 @pytest.fixture(params=PARAMS, ids=lambda p: f"{p[0]}-{p[1]}", scope="module")
@@ -322,16 +323,17 @@ def _strays(executor: SandboxExecutor) -> list[str]:
         from rftgrade.sandbox.docker import _HOST, LABEL, _client
 
         mine = f"{LABEL}.owner={_HOST}:{os.getpid()}"
-        containers = _client().containers.list(all=True, filters={"label": mine})
+        api = _client().api
+        containers = api.containers(all=True, filters={"label": mine})
         if len(containers) > live:
             found.append(f"{len(containers)} containers for {live} live workers")
         for container in containers:
             try:
-                processes = container.top(ps_args="-o pid,args").get("Processes") or []
+                processes = api.top(container["Id"], ps_args="-o pid,args").get("Processes") or []
             except Exception:  # removed meanwhile: nothing runs in it
                 continue
-            others = [" ".join(row) for row in processes if "worker.py" not in " ".join(row)]
-            found += [f"{container.name}: {row}" for row in others]
+            rows = [" ".join(row) for row in processes]
+            found += [f"{container['Id'][:12]}: {row}" for row in rows if "worker.py" not in row]
     else:
         rows = _sandbox_processes(wait=0.0)
         workers = [row for row in rows if "worker.py" in row and "bwrap" not in row]
@@ -503,8 +505,9 @@ def test_a_hanging_sample_costs_its_batch_one_time_limit(grader: Grader, hang: s
     is not re-run sample by sample (where the culprit would hang a second time)."""
     executor = grader.runtime.python
     assert isinstance(executor, SandboxExecutor)
-    if hang == "c" and executor.isolation == "worker":
-        pytest.xfail("a worker blocked in C holding the GIL cannot say which sample hangs (docs/sandbox.md)")
+    if hang == "c" and executor.isolation == "worker" and getattr(executor.backend, "direct", True) is False:
+        # No progress page over the engine's attach socket (docs/sandbox.md).
+        pytest.xfail("a worker blocked in C holding the GIL names no sample over docker attach")
     hangs = Grader({"type": "python", "name": f"hang-{hang}", "source": SWALLOWS_TIMEOUT}, python=executor)
     rows = (
         [("a", {"k": k}) for k in range(4)] + [("a", {"hang": hang})] + [("a", {"k": k}) for k in range(4, 8)]
