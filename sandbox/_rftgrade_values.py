@@ -11,6 +11,7 @@ import io
 import json
 import marshal
 import math
+import sys
 import traceback
 from typing import Any
 
@@ -159,3 +160,50 @@ class SharedItems:
                 pass
         item = self.handed[k] = marshal.loads(marshal.dumps(self.pristine[k]))
         return item
+
+
+def load_grader(source: str) -> tuple[Any, dict[str, Any] | None]:
+    """The grader's ``grade``, or ``None`` and the load error the host reports (with
+    its line): a syntax error, an exception at import, a missing or wrong-arity ``grade``."""
+    # A real module in sys.modules: pydantic, dataclasses and typing resolve a
+    # grader's annotations through it (the seed's Stripe grader needs this).
+    import types
+
+    module = types.ModuleType("__grader__")
+    sys.modules["__grader__"] = module
+    namespace: dict[str, Any] = module.__dict__
+    capture = BoundedCapture()
+    old = sys.stdout
+    sys.stdout = capture
+    try:
+        code = compile(source, "<grader>", "exec")
+        exec(code, namespace)
+    except SyntaxError as exc:
+        return None, {
+            "type": "SyntaxError",
+            "line": exc.lineno,
+            "details": f"line {exc.lineno}: {exc.msg}",
+        }
+    except BaseException as exc:  # the module body itself failed
+        return None, {"type": type(exc).__name__, "details": trim_traceback(exc)}
+    finally:
+        sys.stdout = old
+    grade = namespace.get("grade")
+    if not callable(grade):
+        return None, {
+            "type": "MissingGrade",
+            "details": "the source defines no callable `grade(sample, item)`",
+        }
+    code_obj = getattr(grade, "__code__", None)
+    if code_obj is not None:
+        positional = code_obj.co_argcount
+        required = positional - len(grade.__defaults__ or ())
+        has_var = bool(code_obj.co_flags & 0x04)
+        if (positional < 2 and not has_var) or required > 2:
+            return None, {
+                "type": "WrongArity",
+                "line": code_obj.co_firstlineno,
+                "details": f"line {code_obj.co_firstlineno}: grade() takes {positional} positional "
+                "argument(s); it must take exactly two: grade(sample, item)",
+            }
+    return grade, None

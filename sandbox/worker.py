@@ -39,7 +39,14 @@ try:
         has_children,
         tmp_entries,
     )
-    from _rftgrade_values import BoundedCapture, SharedItems, check_reward, expand_sample, trim_traceback
+    from _rftgrade_values import (
+        BoundedCapture,
+        SharedItems,
+        check_reward,
+        expand_sample,
+        load_grader,
+        trim_traceback,
+    )
     from _rftgrade_wire import (
         _HEADER,
         FLUSH_SECONDS,
@@ -138,57 +145,9 @@ class Worker:
                 except OSError:
                     pass
         apply_limits(self.limits)
-        source = message["source"]
-        # A real module in sys.modules: pydantic, dataclasses and typing resolve a
-        # grader's annotations through it (the seed's Stripe grader needs this).
-        import types
-
-        module = types.ModuleType("__grader__")
-        sys.modules["__grader__"] = module
-        namespace: dict[str, Any] = module.__dict__
-        capture = BoundedCapture()
-        old = sys.stdout
-        sys.stdout = capture
-        try:
-            code = compile(source, "<grader>", "exec")
-            exec(code, namespace)
-        except SyntaxError as exc:
-            return {
-                "ok": False,
-                "error": {
-                    "type": "SyntaxError",
-                    "line": exc.lineno,
-                    "details": f"line {exc.lineno}: {exc.msg}",
-                },
-            }
-        except BaseException as exc:  # the module body itself failed
-            return {"ok": False, "error": {"type": type(exc).__name__, "details": trim_traceback(exc)}}
-        finally:
-            sys.stdout = old
-        grade = namespace.get("grade")
-        if not callable(grade):
-            return {
-                "ok": False,
-                "error": {
-                    "type": "MissingGrade",
-                    "details": "the source defines no callable `grade(sample, item)`",
-                },
-            }
-        code_obj = getattr(grade, "__code__", None)
-        if code_obj is not None:
-            positional = code_obj.co_argcount
-            required = positional - len(grade.__defaults__ or ())
-            has_var = bool(code_obj.co_flags & 0x04)
-            if (positional < 2 and not has_var) or required > 2:
-                return {
-                    "ok": False,
-                    "error": {
-                        "type": "WrongArity",
-                        "line": code_obj.co_firstlineno,
-                        "details": f"line {code_obj.co_firstlineno}: grade() takes {positional} positional "
-                        "argument(s); it must take exactly two: grade(sample, item)",
-                    },
-                }
+        grade, error = load_grader(message["source"])
+        if error is not None:
+            return {"ok": False, "error": error}
         self.grade = grade
         self.base_threads = _thread._count()
         # What /tmp holds once the grader is loaded (its own helper files, if any):

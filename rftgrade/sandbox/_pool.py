@@ -22,6 +22,7 @@ from typing import Any
 from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import Channel, ChannelClosed
+from rftgrade.sandbox._chunks import Chunk, chunk_bounds
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._protocol import (
     PROGRESS_SECONDS,
@@ -53,16 +54,6 @@ class _Slot:
 
 
 @dataclass
-class _Chunk:
-    indices: list[int]
-    careful: bool
-    """Re-running the rest of a failed chunk: the worker answers after every sample,
-    so the next failure names its sample exactly."""
-    retried: bool = False
-    """Re-run once already after a reply that named another request."""
-
-
-@dataclass
 class _Stats:
     spawned: int = 0
     recycled: int = 0
@@ -77,28 +68,6 @@ _Token = _Slot | asyncio.Future[_Slot] | None
 
 # What a worker is after answering a chunk.
 _LIVE, _DEAD, _RECYCLED = object(), object(), object()
-
-
-def chunk_bounds(n: int, workers: int, largest: int) -> list[tuple[int, int]]:
-    """Cut ``n`` calls into chunks, ``(start, stop)``, that shrink towards the end.
-
-    Big chunks keep workers busy between the host's replies; small last ones make
-    the workers finish together (the last chunk of a batch is what its slowest
-    worker is still grading while the others wait). Each chunk is a share of what is
-    left, at most ``largest`` and at least ``_SMALLEST`` (less in a small batch, which
-    is still shared by every worker).
-    """
-    bounds = []
-    start = 0
-    smallest = min(_SMALLEST, math.ceil(n / (2 * workers)))
-    while start < n:
-        size = max(smallest, min(largest, math.ceil((n - start) / (2 * workers))))
-        bounds.append((start, min(n, start + size)))
-        start += size
-    return bounds
-
-
-_SMALLEST = 32
 
 
 async def _settle(future: asyncio.Future[Any]) -> None:
@@ -198,9 +167,9 @@ class WorkerPool:
         outcomes: list[PythonOutcome | None] = [None] * len(calls)
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
-        queue: asyncio.Queue[_Chunk] = asyncio.Queue()
+        queue: asyncio.Queue[Chunk] = asyncio.Queue()
         for start, stop in chunk_bounds(len(calls), self.size, self.chunk_size):
-            queue.put_nowait(_Chunk(list(range(start, stop)), careful=False))
+            queue.put_nowait(Chunk(list(range(start, stop)), careful=False))
         runners = [
             asyncio.create_task(self._runner(queue, calls, outcomes, limit, deadline))
             for _ in range(min(self.size, queue.qsize()))
@@ -226,7 +195,7 @@ class WorkerPool:
 
     async def _runner(
         self,
-        queue: asyncio.Queue[_Chunk],
+        queue: asyncio.Queue[Chunk],
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
@@ -278,13 +247,13 @@ class WorkerPool:
     async def _serve(
         self,
         slot: _Slot,
-        chunk: _Chunk,
-        queue: asyncio.Queue[_Chunk],
+        chunk: Chunk,
+        queue: asyncio.Queue[Chunk],
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
         deadline: float,
-    ) -> tuple[_Token, list[_Chunk]]:
+    ) -> tuple[_Token, list[Chunk]]:
         """Grade ``chunk`` on ``slot``, and while the worker grades it, send it the
         batch's next chunk: the worker then starts on it at once instead of waiting
         for the host to read its answer and write the next chunk (a tenth of its time
@@ -294,7 +263,7 @@ class WorkerPool:
         """
         sending: asyncio.Future[int | None] = asyncio.ensure_future(self._send(slot, chunk, calls, limit))
         while True:
-            ahead: _Chunk | None = None
+            ahead: Chunk | None = None
             ahead_sending: asyncio.Future[int | None] | None = None
             if (
                 not queue.empty()
@@ -350,9 +319,7 @@ class WorkerPool:
             # the error (and flags its samples); the pool may close before any does.
             successor.exception()
 
-    async def _send(
-        self, slot: _Slot, chunk: _Chunk, calls: Sequence[PythonCall], limit: float
-    ) -> int | None:
+    async def _send(self, slot: _Slot, chunk: Chunk, calls: Sequence[PythonCall], limit: float) -> int | None:
         """Write one chunk to the worker; its request id, or ``None`` if the worker is gone."""
         request_id = next(_ids)
         message = grade_message(
@@ -369,12 +336,12 @@ class WorkerPool:
     async def _collect(
         self,
         slot: _Slot,
-        chunk: _Chunk,
+        chunk: Chunk,
         request_id: int,
         outcomes: list[PythonOutcome | None],
         limit: float,
         deadline: float,
-    ) -> tuple[object, list[_Chunk]]:
+    ) -> tuple[object, list[Chunk]]:
         """Read a chunk's answers: (worker state, chunks to queue again)."""
         indices = chunk.indices
         answered = 0
@@ -410,17 +377,17 @@ class WorkerPool:
                 await self._discard(slot)
                 self.stats.recycled += 1
                 rest = indices[answered:]
-                return _RECYCLED, [_Chunk(rest, careful=chunk.careful)] if rest else []
+                return _RECYCLED, [Chunk(rest, careful=chunk.careful)] if rest else []
         return _LIVE, []
 
     def _out_of_step(
         self,
         slot: _Slot,
-        chunk: _Chunk,
+        chunk: Chunk,
         answered: int,
         exc: OutOfStep,
         outcomes: list[PythonOutcome | None],
-    ) -> list[_Chunk]:
+    ) -> list[Chunk]:
         """A frame broke the one-reply-per-sample rule (a second reply for a sample,
         a reply for one not in flight, another request's): the worker's stream can no
         longer be trusted (the caller discards it). Every outcome it gave in this
@@ -432,11 +399,11 @@ class WorkerPool:
         if not chunk.careful:
             for i in indices[:answered]:
                 outcomes[i] = None
-            return [_Chunk(indices, careful=True)]
+            return [Chunk(indices, careful=True)]
         if exc.stale and answered == 0 and not chunk.retried:
             # Most likely the rest of the request before this one on the same worker
             # (answered in full by a forged frame): nothing of this chunk is to blame yet.
-            return [_Chunk(indices, careful=True, retried=True)]
+            return [Chunk(indices, careful=True, retried=True)]
         culprit = answered - 1 if exc.second_reply else answered
         if culprit >= len(indices):
             return []
@@ -446,7 +413,7 @@ class WorkerPool:
             details=f"the worker's replies broke the protocol while it graded this sample: {exc}",
         )
         rest = indices[culprit + 1 :]
-        return [_Chunk(rest, careful=True)] if rest else []
+        return [Chunk(rest, careful=True)] if rest else []
 
     @staticmethod
     def _started_last(slot: _Slot, request_id: int, answered: int, size: int) -> int | None:
@@ -459,14 +426,14 @@ class WorkerPool:
     def _blame(
         self,
         slot: _Slot,
-        chunk: _Chunk,
+        chunk: Chunk,
         answered: int,
         exc: Exception,
         outcomes: list[PythonOutcome | None],
         limit: float,
         started: float,
         named: int | None = None,
-    ) -> list[_Chunk]:
+    ) -> list[Chunk]:
         """A worker hung or died after ``answered`` replies (the caller discards it):
         flag the culprit, re-queue the rest. ``named``: the request's index of the sample
         the worker said (progress frame or page) it was grading when it fell silent: that
@@ -477,27 +444,19 @@ class WorkerPool:
             index = chunk.indices[named]
             rest = chunk.indices[answered:named] + chunk.indices[named + 1 :]
             self.stats.timeouts += 1
-            outcomes[index] = PythonOutcome(
-                error="timeout",
-                error_type="TimeoutError",
-                details=f"grade() ran longer than {limit:g}s; its worker was killed",
-                duration=time.perf_counter() - started + (PROGRESS_SECONDS if named == answered else 0.0),
+            outcomes[index] = _timed_out(
+                limit, time.perf_counter() - started + (PROGRESS_SECONDS if named == answered else 0.0)
             )
-            return [_Chunk(rest, careful=chunk.careful)] if rest else []
+            return [Chunk(rest, careful=chunk.careful)] if rest else []
         rest = chunk.indices[answered:]
         if not chunk.careful:
             # Replies come in batches: any unanswered sample may be the culprit.
             # Re-run them on a fresh worker that answers after each one.
-            return [_Chunk(rest, careful=True)]
+            return [Chunk(rest, careful=True)]
         index = rest[0]
         if isinstance(exc, TimeoutError):
             self.stats.timeouts += 1
-            outcomes[index] = PythonOutcome(
-                error="timeout",
-                error_type="TimeoutError",
-                details=f"grade() ran longer than {limit:g}s; its worker was killed",
-                duration=time.perf_counter() - started,
-            )
+            outcomes[index] = _timed_out(limit, time.perf_counter() - started)
         else:
             self.stats.crashed += 1
             outcomes[index] = PythonOutcome(
@@ -506,7 +465,7 @@ class WorkerPool:
                 details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
                 duration=time.perf_counter() - started,
             )
-        return [_Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
+        return [Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
 
     async def aclose(self) -> None:
         # Replacements started ahead: let them finish starting, then stop them below.
@@ -537,3 +496,12 @@ def _usable(successor: asyncio.Future[_Slot] | None) -> asyncio.Future[_Slot] | 
     if successor is not None and successor.done() and not successor.cancelled() and successor.exception():
         return None
     return successor
+
+
+def _timed_out(limit: float, seconds: float) -> PythonOutcome:
+    return PythonOutcome(
+        error="timeout",
+        error_type="TimeoutError",
+        details=f"grade() ran longer than {limit:g}s; its worker was killed",
+        duration=seconds,
+    )
