@@ -51,6 +51,9 @@ class _Slot:
     """Held while a chunk is written: a chunk sent ahead must not interleave with the one before."""
     successor: asyncio.Future[_Slot] | None = None
     """The worker that takes over when this one is recycled, started ahead of time."""
+    last: tuple[int, Chunk, list[PythonOutcome | None]] | None = None
+    """The request this worker answered in full last, its chunk and its batch's
+    outcomes: a reply for it arriving later shows that a forged frame answered it."""
 
 
 @dataclass
@@ -278,6 +281,7 @@ class WorkerPool:
             else:
                 state, leftover = await self._collect(slot, chunk, request_id, outcomes, limit, deadline)
                 if state is _LIVE:
+                    slot.last = (request_id, chunk, outcomes)
                     self._start_successor(slot)
             if ahead is not None and ahead_sending is not None:
                 if state is _LIVE:
@@ -396,14 +400,22 @@ class WorkerPool:
         in flight (it is the only one grading while frames come one per sample)."""
         self.stats.crashed += 1
         indices = chunk.indices
+        again: list[Chunk] = []
+        if exc.stale and slot.last is not None and slot.last[0] == exc.request and slot.last[2] is outcomes:
+            # A late reply for the request answered before this one (same batch): a
+            # forged frame answered that one in full; withdraw it and re-run it too.
+            for i in slot.last[1].indices:
+                outcomes[i] = None
+            again.append(Chunk(slot.last[1].indices, careful=True))
+        slot.last = None
         if not chunk.careful:
             for i in indices[:answered]:
                 outcomes[i] = None
-            return [Chunk(indices, careful=True)]
+            return [*again, Chunk(indices, careful=True)]
         if exc.stale and answered == 0 and not chunk.retried:
             # Most likely the rest of the request before this one on the same worker
             # (answered in full by a forged frame): nothing of this chunk is to blame yet.
-            return [Chunk(indices, careful=True, retried=True)]
+            return [*again, Chunk(indices, careful=True, retried=True)]
         culprit = answered - 1 if exc.second_reply else answered
         if culprit >= len(indices):
             return []
@@ -413,7 +425,7 @@ class WorkerPool:
             details=f"the worker's replies broke the protocol while it graded this sample: {exc}",
         )
         rest = indices[culprit + 1 :]
-        return [Chunk(rest, careful=True)] if rest else []
+        return [*again, Chunk(rest, careful=True)] if rest else again
 
     @staticmethod
     def _started_last(slot: _Slot, request_id: int, answered: int, size: int) -> int | None:

@@ -193,8 +193,10 @@ class Results:
 class OutOfStep(ChannelClosed):
     """A ``results`` frame that breaks one reply per sample: the worker is broken."""
 
-    def __init__(self, why: str, *, second_reply: bool, stale: bool) -> None:
+    def __init__(self, why: str, *, second_reply: bool, stale: bool, request: Any = None) -> None:
         super().__init__(why)
+        self.request = request
+        """The request id the frame named."""
         self.second_reply = second_reply
         """It answers again a sample this request already had a reply for."""
         self.stale = stale
@@ -228,6 +230,7 @@ def parse_results(
             f"(expected request {request_id}, start {answered}, at most {size - answered})",
             second_reply=rid == request_id and type(start) is int and 0 <= start < answered,
             stale=rid != request_id,
+            request=rid,
         )
     extras: dict[int, dict[str, Any]] = {}
     for pair in frame.get("extra") or ():
