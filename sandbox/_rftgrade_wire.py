@@ -39,7 +39,10 @@ child per call (a crash, ``os._exit`` or leftover thread dies with the child).
 The channel is stdin/stdout, or with ``--connect PATH`` a unix socket the host
 listens on (the docker backend bind-mounts it). The reply channel is a private
 duplicate of the original stdout (or the socket); fd 1 and 2 are pointed
-elsewhere, so nothing the grader prints can forge a frame.
+elsewhere, so nothing the grader prints can forge a frame. With
+``--progress-fd N`` (process and bwrap) or ``--connect PATH --progress`` (the
+host then sends the descriptor first, with SCM_RIGHTS) the worker also gets the
+host's progress page (``ProgressPage``), which it writes in ``worker`` isolation.
 """
 
 from __future__ import annotations
