@@ -1,33 +1,9 @@
 """rftgrade sandbox worker: runs one python grader's ``grade(sample, item)`` in a loop.
 
 Stdlib only; never imports rftgrade. Runs inside the sandbox (a Docker container,
-a bubblewrap namespace, or a plain process) and talks to the host over a framed
-protocol on its original stdout/stdin: each frame is a 4-byte big-endian length
-followed by that many bytes: UTF-8 JSON, or (host to worker only, once the
-worker has said which marshal version it reads) ``b"M"`` plus :mod:`marshal`
-data. Protocol version 5 (v5: the worker is not dumpable and a forked sample gets a fresh /tmp; the frames are v4's):
-
-    host -> {"op": "load", "v": 5, "source": str, "isolation": "worker"|"sample",
-             "limits": {...}, "own_pid_namespace": bool}
-    worker -> {"op": "loaded", "v": 5, "marshal": int, "ok": true}
-              | {"op": "loaded", "v": 5, "ok": false, "error": {...}}
-    host -> {"op": "grade", "id": int, "timeout": float, "samples": [...], "items": [...],
-             "careful": bool}
-            (instead of "items", "items_json": the items as the text of one JSON
-            array, bytes under marshal: items the host received as JSON and never read;
-            with "item_of": [int, ...], one per sample, the items are the chunk's
-            distinct ones and sample i is graded with item item_of[i]; new in v4)
-    worker -> {"op": "results", "id": int, "start": int, "rewards": [float|null, ...],
-               "durations": [int, ...], "extra": [[offset, {...}], ...]} frames that
-              answer the samples in order (every FLUSH_SECONDS and at the end; after
-              every sample when "careful")
-    host -> {"op": "ping"}  worker -> {"op": "pong"}
-
-A sample is the model's text (a str) or a ``_wire`` dict (see ``expand_sample``).
-Durations are nanoseconds. A reward is ``null`` when the call failed; ``extra`` then holds, at the sample's
-offset in the frame, ``{"error": "runtime"|"timeout", "error_type": str,
-"details": str}``; it also carries ``"stdout"`` (captured, bounded) and
-``"recycle"`` (the worker exits after this frame).
+a bubblewrap namespace, or a plain process) and talks to the host over the framed
+protocol described in ``_rftgrade_wire.py`` (the modules named ``_rftgrade_*.py``
+beside this file ship with it into every sandbox).
 
 Isolation ``worker`` runs ``grade`` in this process (fast). ``sample`` forks a
 child per call (a crash, ``os._exit`` or leftover thread dies with the child).
@@ -40,204 +16,60 @@ elsewhere, so nothing the grader prints can forge a frame.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import gc
-import io
 import json
 import marshal
-import math
 import os
-import resource
 import select
 import signal
-import struct
 import sys
 import time
-import traceback
-from collections.abc import Iterator
 from typing import Any
 
-PROTOCOL_VERSION = 5
-MAX_STDOUT = 8 * 1024
-MAX_DETAILS = 4 * 1024
-FLUSH_SECONDS = 0.05
-_HEADER = struct.Struct(">I")
-CONNECT_FAILED = 75  # EX_TEMPFAIL: `--connect PATH` could not reach the host
+# `python -I` leaves this file's directory off sys.path: the worker's own modules
+# are found there for the imports below only (a grader never sees the directory).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.append(_HERE)
+try:
+    from _rftgrade_os import (
+        MAX_CHILD_REPLY,
+        apply_limits,
+        checked_child_reply,
+        clean_tmp,
+        has_children,
+        tmp_entries,
+    )
+    from _rftgrade_values import (
+        BoundedCapture,
+        SharedItems,
+        check_reward,
+        expand_sample,
+        load_grader,
+        trim_traceback,
+    )
+    from _rftgrade_wire import (
+        _HEADER,
+        FLUSH_SECONDS,
+        PROGRESS_SECONDS,
+        PROTOCOL_VERSION,
+        Channel,
+        ProgressPage,
+        connect,
+        encode,
+        gc_paused,
+        not_dumpable,
+    )
+finally:
+    sys.path.remove(_HERE)
 
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Decoding a chunk makes thousands of containers, none of them garbage: the
-    cyclic collector would only traverse them again and again while they load."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class _Channel:
-    def __init__(self, rfd: int, wfd: int) -> None:
-        self.rfd, self.wfd = rfd, wfd
-
-    def _read_exact(self, n: int) -> bytes:
-        chunks, got = [], 0
-        while got < n:
-            chunk = os.read(self.rfd, n - got)
-            if not chunk:
-                raise EOFError
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-
-    def recv(self) -> dict[str, Any]:
-        (size,) = _HEADER.unpack(self._read_exact(4))
-        data = self._read_exact(size)
-        # The host (trusted) may send marshal, which loads several times faster
-        # than JSON; the worker (untrusted) always answers in JSON.
-        with _gc_paused():
-            result: dict[str, Any] = marshal.loads(data[1:]) if data[:1] == b"M" else json.loads(data)
-        return result
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.write(_frame(message))
-
-    def write(self, frames: bytes) -> None:
-        view = memoryview(frames)
-        while view:
-            written = os.write(self.wfd, view)
-            view = view[written:]
-
-
-def _frame(message: dict[str, Any]) -> bytes:
-    # A lone surrogate (a grader may print one) becomes "?": the host's parser takes
-    # only valid UTF-8 JSON.
-    data = json.dumps(message, allow_nan=False, ensure_ascii=False).encode("utf-8", "replace")
-    return _HEADER.pack(len(data)) + data
-
-
-class _BoundedCapture(io.TextIOBase):
-    """sys.stdout for the grader: keeps the first MAX_STDOUT characters, counts the rest."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.size = 0
-        self.dropped = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        text = str(text)
-        room = MAX_STDOUT - self.size
-        if room > 0:
-            self.parts.append(text[:room])
-            self.size += min(len(text), room)
-        self.dropped += max(0, len(text) - max(room, 0))
-        return len(text)
-
-    def value(self) -> str:
-        out = "".join(self.parts)
-        if self.dropped:
-            out += f"\n... [{self.dropped} more characters of output dropped]"
-        return out
-
-
-def _trim_traceback(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    # Keep only the grader's own frames: the worker's are noise to its author.
-    user = [f for f in frames if f.filename == "<grader>"] or frames[-3:]
-    lines = traceback.format_list(user[-8:])
-    text = "".join(lines) + "".join(traceback.format_exception_only(type(exc), exc))
-    return text[-MAX_DETAILS:]
-
-
-_JSON_HEADS = frozenset('{["-0123456789tfn')
-_SPACE = frozenset(" \t\r\n")
-
-
-# json.loads(text) without its three Python-level calls per sample: the C scanner
-# itself. After strip() the text starts with a value and has nothing after it
-# but that value, so "all of it scanned" is json.loads's "no extra data".
-_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, untyped
-
-
-def _json_of(text: str) -> Any:
-    """``output_json`` parsed from the text exactly as the host's ``Sample`` does, or ``{}``."""
-    head = text[:1]
-    if head in _JSON_HEADS or (head in _SPACE and text.lstrip()[:1] in _JSON_HEADS):
-        stripped = text.strip()
-        try:
-            value, end = _scan_once(stripped, 0)
-        except (StopIteration, ValueError, RecursionError):
-            return {}
-        if end == len(stripped):
-            return value
-    return {}
-
-
-def expand_sample(wire: Any) -> Any:
-    """Rebuild OpenAI's sample dict from rftgrade's compact wire form.
-
-    The wire form is the model's text alone (the common case: ``output_json`` is
-    parsed from it and ``choices`` is the one assistant message) or a dict marked
-    ``_wire``. Mirrors ``rftgrade._sample.Sample.to_python_arg``; a contract test
-    pins the two.
-    """
-    if type(wire) is str:
-        text, tools, given = wire, [], {}
-    elif isinstance(wire, dict) and "_wire" in wire:
-        text, tools, given = wire.get("output_text", ""), wire.get("output_tools", []), wire
-    else:
-        return wire
-    if "choices" in given:
-        choices = given["choices"]
-    else:
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if tools:
-            message["tool_calls"] = tools
-        choices = [{"index": 0, "message": message, "finish_reason": "stop"}]
-    audio = given.get("output_audio")
-    return {
-        "choices": choices,
-        "output_text": text,
-        "output_json": given["output_json"] if "output_json" in given else _json_of(text),
-        "output_tools": tools,
-        "output_audio": audio if audio is not None else {},
-    }
-
-
-def _check_reward(value: Any) -> tuple[float | None, str | None]:
-    if isinstance(value, bool):
-        return float(value), None
-    if isinstance(value, int):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None, "grade() returned an int too large for a float"
-    elif isinstance(value, float):
-        number = value
-    else:
-        try:
-            import numbers
-
-            if isinstance(value, numbers.Real):
-                number = float(value)
-            else:
-                raise TypeError
-        except (TypeError, ValueError, OverflowError):
-            text = repr(value) if len(repr(value)) < 200 else repr(value)[:200] + "..."
-            return None, f"grade() must return a number, got {type(value).__name__}: {text}"
-    if not math.isfinite(number):
-        return None, f"grade() returned {number}; rewards must be finite"
-    return number, None
+__all__ = ["PROTOCOL_VERSION", "SharedItems", "Worker", "expand_sample", "main"]
 
 
 class Worker:
-    def __init__(self, channel: _Channel) -> None:
+    def __init__(self, channel: Channel, page: int | None = None) -> None:
         self.channel = channel
+        self.page_fd = page  # the host's progress page, mapped at load in worker isolation
+        self.page: ProgressPage | None = None
         self.grade: Any = None
         self.isolation = "worker"
         self.limits: dict[str, Any] = {}
@@ -249,30 +81,46 @@ class Worker:
         os.register_at_fork(after_in_child=self._after_fork, after_in_parent=self._forked)
         self.spawned_children = False
         self.tmp_keep: set[str] | None = None
-        self._capture = _BoundedCapture()
+        self._capture = BoundedCapture()
         self.timeout = 120.0
         # One watchdog timer per batch, not two setitimer calls per sample: the
         # handler re-arms itself until the sample in grade() is past its time.
         self.in_grade = False
         self.started = 0  # perf_counter_ns() when the current grade() call began
+        # Writes a progress frame (what is graded so far, and the sample now running)
+        # once per slow sample: if it then hangs past the host's patience, the host
+        # knows the culprit and need not re-run its chunk sample by sample.
+        self.progress: Any = None
+        self.progress_for = -1  # `started` of the sample whose progress frame was sent
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
         if not self.in_grade:
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+            signal.setitimer(signal.ITIMER_REAL, min(self.timeout, PROGRESS_SECONDS))
             return
-        left = self.timeout - (time.perf_counter_ns() - self.started) / 1e9
+        elapsed = (time.perf_counter_ns() - self.started) / 1e9
+        left = self.timeout - elapsed
         if left > 0.001:
+            if elapsed < PROGRESS_SECONDS:
+                signal.setitimer(signal.ITIMER_REAL, min(left, PROGRESS_SECONDS - elapsed))
+                return
+            self._send_progress()
             signal.setitimer(signal.ITIMER_REAL, left)
             return
         self.in_grade = False
         raise TimeoutError(f"grade() ran longer than {self.timeout:g}s")
+
+    def _send_progress(self) -> None:
+        if self.progress is not None and self.progress_for != self.started:
+            self.progress_for = self.started
+            self.progress()
 
     def _forked(self) -> None:
         self.spawned_children = True
 
     def _after_fork(self) -> None:
         self.in_child = True
+        self.progress = None  # the channel is the worker's, never a child's
         for fd in (self.channel.rfd, self.channel.wfd):
             try:
                 os.close(fd)
@@ -284,63 +132,27 @@ class Worker:
         self.isolation = message.get("isolation", "worker")
         self.limits = message.get("limits", {})
         self.own_ns = bool(message.get("own_pid_namespace"))
-        _apply_limits(self.limits)
-        source = message["source"]
-        # A real module in sys.modules: pydantic, dataclasses and typing resolve a
-        # grader's annotations through it (the seed's Stripe grader needs this).
-        import types
-
-        module = types.ModuleType("__grader__")
-        sys.modules["__grader__"] = module
-        namespace: dict[str, Any] = module.__dict__
-        capture = _BoundedCapture()
-        old = sys.stdout
-        sys.stdout = capture
-        try:
-            code = compile(source, "<grader>", "exec")
-            exec(code, namespace)
-        except SyntaxError as exc:
-            return {
-                "ok": False,
-                "error": {
-                    "type": "SyntaxError",
-                    "line": exc.lineno,
-                    "details": f"line {exc.lineno}: {exc.msg}",
-                },
-            }
-        except BaseException as exc:  # the module body itself failed
-            return {"ok": False, "error": {"type": type(exc).__name__, "details": _trim_traceback(exc)}}
-        finally:
-            sys.stdout = old
-        grade = namespace.get("grade")
-        if not callable(grade):
-            return {
-                "ok": False,
-                "error": {
-                    "type": "MissingGrade",
-                    "details": "the source defines no callable `grade(sample, item)`",
-                },
-            }
-        code_obj = getattr(grade, "__code__", None)
-        if code_obj is not None:
-            positional = code_obj.co_argcount
-            required = positional - len(grade.__defaults__ or ())
-            has_var = bool(code_obj.co_flags & 0x04)
-            if (positional < 2 and not has_var) or required > 2:
-                return {
-                    "ok": False,
-                    "error": {
-                        "type": "WrongArity",
-                        "line": code_obj.co_firstlineno,
-                        "details": f"line {code_obj.co_firstlineno}: grade() takes {positional} positional "
-                        "argument(s); it must take exactly two: grade(sample, item)",
-                    },
-                }
+        if self.page_fd is not None:
+            fd, self.page_fd = self.page_fd, None
+            try:
+                # A forked sample could write the page: it is the worker's alone.
+                self.page = ProgressPage(fd) if self.isolation == "worker" else None
+            except (OSError, ValueError):
+                self.page = None
+            if self.page is None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        apply_limits(self.limits)
+        grade, error = load_grader(message["source"])
+        if error is not None:
+            return {"ok": False, "error": error}
         self.grade = grade
         self.base_threads = _thread._count()
         # What /tmp holds once the grader is loaded (its own helper files, if any):
         # everything else a forked sample leaves there is removed after it.
-        self.tmp_keep = _tmp_entries() if self.own_ns and self.isolation == "sample" else None
+        self.tmp_keep = tmp_entries() if self.own_ns and self.isolation == "sample" else None
         # What the grader imported (numpy, pandas, ...) lives as long as the worker:
         # keep it out of every later collection's traversal.
         gc.collect()
@@ -362,7 +174,7 @@ class Worker:
             if type(value) is float and value - value == 0.0:  # finite float: the common case
                 reward = value
             else:
-                reward, problem = _check_reward(value)
+                reward, problem = check_reward(value)
                 if problem is not None:
                     extra = {"error": "runtime", "error_type": "InvalidReturn", "details": problem}
         except TimeoutError as exc:
@@ -374,13 +186,13 @@ class Worker:
             self.in_grade = False
             if self.in_child:
                 os._exit(1)
-            extra = {"error": "runtime", "error_type": type(exc).__name__, "details": _trim_traceback(exc)}
+            extra = {"error": "runtime", "error_type": type(exc).__name__, "details": trim_traceback(exc)}
         duration = time.perf_counter_ns() - start
         capture = self._capture
         if capture.size or capture.dropped:
             extra = extra or {}
             extra["stdout"] = capture.value()
-            capture = self._capture = _BoundedCapture()
+            capture = self._capture = BoundedCapture()
         if sys.stdout is not capture or sys.stderr is not capture:  # new capture, or the grader swapped them
             sys.stdout = sys.stderr = capture
         return (None if extra and "error" in extra else reward), duration, extra
@@ -406,7 +218,18 @@ class Worker:
     def _call_forked(self, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
         start = time.perf_counter_ns()
         rfd, wfd = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes (a pids or RLIMIT_NPROC limit): this sample's failure
+            os.close(rfd)
+            os.close(wfd)
+            self._sweep()  # what an earlier sample left holding the processes, if anything
+            return {
+                "error": "runtime",
+                "error_type": "ForkFailed",
+                "details": f"could not start the grading process: {exc}",
+                "duration_ns": time.perf_counter_ns() - start,
+            }
         if pid == 0:  # child (the at-fork hook already closed the channel)
             try:
                 self.in_child = False  # this copy is the one that grades
@@ -430,8 +253,13 @@ class Worker:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                ready, _, _ = select.select([rfd], [], [], left)
+                slow = time.perf_counter_ns() - start >= PROGRESS_SECONDS * 1e9
+                ready, _, _ = select.select([rfd], [], [], left if slow else min(left, PROGRESS_SECONDS))
                 if not ready:
+                    if time.monotonic() < deadline:
+                        self.started = start
+                        self._send_progress()
+                        continue
                     break
                 chunk = os.read(rfd, 65536)
                 if not chunk:
@@ -459,10 +287,11 @@ class Worker:
             pass
         self._sweep()
         if self.tmp_keep is not None:
-            _clean_tmp(self.tmp_keep)
+            clean_tmp(self.tmp_keep)
         elapsed = time.perf_counter_ns() - start
         if frame is not None:
-            return _checked_child_reply(frame, elapsed)
+            reply: dict[str, Any] = checked_child_reply(frame, elapsed)
+            return reply
         if need > MAX_CHILD_REPLY:
             return {
                 "error": "runtime",
@@ -546,7 +375,7 @@ class Worker:
         samples = message.get("samples") or []
         items = message.get("items") or []
         if message.get("items_json") is not None:
-            with _gc_paused():
+            with gc_paused():
                 items = json.loads(message["items_json"])
         item_of = message.get("item_of")
         shared = SharedItems(items, item_of) if item_of is not None else None
@@ -555,21 +384,30 @@ class Worker:
         extras: list[list[Any]] = []
         first = 0
 
-        def flush(upto: int) -> None:
+        def flush(upto: int, running: int | None = None) -> None:
             nonlocal first, rewards, durations, extras
-            self.channel.write(
-                _frame(
-                    {
-                        "op": "results",
-                        "id": request_id,
-                        "start": first,
-                        "rewards": rewards,
-                        "durations": durations,
-                        "extra": extras,
-                    }
-                )
-            )
+            message = {
+                "op": "results",
+                "id": request_id,
+                "start": first,
+                "rewards": rewards,
+                "durations": durations,
+                "extra": extras,
+            }
+            if running is not None:
+                message["running"] = running
+            self.channel.write(encode(message))
             first, rewards, durations, extras = upto, [], [], []
+
+        def progress() -> None:
+            running = first + len(rewards)
+            flush(running, running)
+
+        self.progress = progress
+        slots = None
+        if self.page is not None and type(request_id) is int:
+            self.page.begin(request_id)
+            slots = self.page.slots
 
         forked = self.isolation == "sample"
         # After a failed chunk the host re-runs the rest "carefully": a frame per
@@ -579,7 +417,7 @@ class Worker:
         self.timeout = timeout
         if not forked:
             sys.stdout = sys.stderr = self._capture
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+            signal.setitimer(signal.ITIMER_REAL, min(timeout, PROGRESS_SECONDS))
         last_flush = time.perf_counter_ns()
         flush_ns = int(FLUSH_SECONDS * 1e9)
         base_threads = self.base_threads
@@ -595,9 +433,11 @@ class Worker:
                     duration = int(result.pop("duration_ns", 0))
                     extra: dict[str, Any] | None = result or None
                 else:
+                    if slots is not None:
+                        slots[1] = index
                     reward, duration, extra = self._grade_here(sample, item)
                     # subprocess.Popen forks in C, past the at-fork hook: ask the kernel too.
-                    if self.own_ns and (self.spawned_children or _has_children()):
+                    if self.own_ns and (self.spawned_children or has_children()):
                         self._sweep()
                         self.spawned_children = False
                 dirty = not forked and count_threads() > base_threads
@@ -617,6 +457,7 @@ class Worker:
                     flush(index + 1)
                     last_flush = now
         finally:
+            self.progress = None
             if not forked:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 self.in_grade = False
@@ -625,192 +466,31 @@ class Worker:
             flush(len(samples))
 
 
-def _checked_child_reply(frame: bytes, elapsed: int) -> dict[str, Any]:
-    """A forked sample's reply, rebuilt from checked fields: the child ran the
-    sample's code and may have written anything into its pipe."""
-    try:
-        with _gc_paused():
-            answer = json.loads(frame)
-    except (ValueError, RecursionError):
-        answer = None
-    if type(answer) is not dict:
-        return {
-            "error": "runtime",
-            "error_type": "InvalidReply",
-            "details": "the grading process sent no valid reply",
-            "duration_ns": elapsed,
-        }
-    duration = answer.get("duration_ns")
-    # The child's own timing of grade(), unless it is not one: then fork to reply.
-    result: dict[str, Any] = {
-        "duration_ns": duration if type(duration) is int and 0 <= duration <= elapsed else elapsed
-    }
-    reward = answer.get("reward")
-    error = answer.get("error")
-    if error in ("runtime", "timeout"):
-        result["error"] = error
-        result["error_type"] = str(answer.get("error_type") or "Error")[:200]
-        result["details"] = str(answer.get("details") or "")[-MAX_DETAILS:]
-    elif type(reward) is float and math.isfinite(reward):
-        result["reward"] = reward
-    else:
-        result.update(
-            error="runtime", error_type="InvalidReply", details="the grading process sent no reward"
-        )
-    stdout = answer.get("stdout")
-    if type(stdout) is str and stdout:
-        result["stdout"] = stdout[: MAX_STDOUT + 100]
-    return result
-
-
-# What _call writes, JSON-escaped: up to 12 bytes a character (an astral one).
-MAX_CHILD_REPLY = 4 + 12 * (MAX_STDOUT + MAX_DETAILS) + 4096
-
-
-class SharedItems:
-    """Items shared by several samples of a chunk (a GRPO group's prompt), taken in
-    turn: each call gets an item equal to the one the host sent, even when an
-    earlier call changed it (``item.pop(...)``); a changed one is copied afresh."""
-
-    def __init__(self, items: list[Any], item_of: list[int]) -> None:
-        self.pristine = items
-        self.item_of = item_of
-        self.handed: list[Any] = [None] * len(items)
-
-    def take(self, index: int) -> Any:
-        if index >= len(self.item_of) or not 0 <= self.item_of[index] < len(self.pristine):
-            return {}
-        k = self.item_of[index]
-        item = self.handed[k]
-        if item is not None:
-            try:
-                # Checked before every use, not after: a grader may keep a reference
-                # and change the item while grading a later sample.
-                if item == self.pristine[k]:
-                    return item
-            except Exception:  # the grader put something into it that cannot compare
-                pass
-        item = self.handed[k] = marshal.loads(marshal.dumps(self.pristine[k]))
-        return item
-
-
-TMP = "/tmp"
-
-
-def _tmp_entries() -> set[str]:
-    try:
-        return set(os.listdir(TMP))
-    except OSError:
-        return set()
-
-
-def _clean_tmp(keep: set[str]) -> None:
-    """Remove what a forked sample left in /tmp (also $HOME): a planted
-    ``usercustomize.py``, ``.pth`` or ``.local`` would change every later python the
-    grader starts. Only in a sandbox of its own (``own_pid_namespace``): there /tmp
-    is the sandbox's tmpfs, never the host's."""
-    try:
-        entries = os.listdir(TMP)
-    except OSError:
-        return
-    if len(entries) == len(keep) and keep.issuperset(entries):
-        return  # the common case: one listdir per sample
-    import shutil
-
-    for name in entries:
-        if name in keep:
-            continue
-        path = os.path.join(TMP, name)
-        try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.unlink(path)
-        except OSError:
-            pass
-
-
-def _has_children() -> bool:
-    """Whether any process is this one's child (or an orphan it adopted as its
-    sandbox's init); one syscall."""
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return False
-    return True
-
-
-def _apply_limits(limits: dict[str, Any]) -> None:
-    def setlimit(kind: int, value: int) -> None:
-        try:
-            _soft, hard = resource.getrlimit(kind)
-            new = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            resource.setrlimit(kind, (new, new))
-        except (ValueError, OSError):
-            pass
-
-    if limits.get("memory_bytes"):
-        setlimit(resource.RLIMIT_AS, int(limits["memory_bytes"]))
-    if limits.get("file_bytes"):
-        setlimit(resource.RLIMIT_FSIZE, int(limits["file_bytes"]))
-    if limits.get("nproc"):
-        setlimit(resource.RLIMIT_NPROC, int(limits["nproc"]))
-    if limits.get("nofile"):
-        setlimit(resource.RLIMIT_NOFILE, int(limits["nofile"]))
-    setlimit(resource.RLIMIT_CORE, 0)
-
-
-def _connect(path: str) -> int:
-    """The host's unix socket, bind-mounted into the sandbox (the docker backend's
-    direct channel: frames skip the engine's attach copy). Exits with
-    CONNECT_FAILED when the socket cannot be reached, so the host can fall back."""
-    import socket
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as exc:
-        os.write(2, f"rftgrade worker: cannot connect to {path}: {exc}\n".encode())
-        os._exit(CONNECT_FAILED)
-    return sock.detach()
-
-
-def _not_dumpable() -> None:
-    """prctl(PR_SET_DUMPABLE, 0): a forked sample (same uid) can then neither open
-    this process's /proc/<pid>/mem or /proc/<pid>/fd/N (the channel), nor ptrace it,
-    nor take its descriptors with pidfd_getfd or read it with process_vm_readv: all
-    of these need the target dumpable when the caller has no CAP_SYS_PTRACE.
-    Children inherit the flag; a program a sample execs is dumpable again, but it is
-    the sample's own, not the worker."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
-
-
 def main() -> None:
-    _not_dumpable()
+    not_dumpable()
     # Keep a private copy of the protocol channel, then point fd 0/1/2 away from
     # it: a grader that writes to fd 1 (print, os.write, a C library) can neither
     # forge a frame nor block the channel.
     args = sys.argv[1:]
-    if args[:1] == ["--connect"] and len(args) == 2:
-        rfd = _connect(args[1])
+    page: int | None = None
+    if args[:1] == ["--connect"] and len(args) >= 2:
+        rfd, page = connect(args[1], "--progress" in args[2:])
         wfd = os.dup(rfd)
     else:
         rfd = os.dup(0)
         wfd = os.dup(1)
+        if args[:1] == ["--progress-fd"] and len(args) == 2:
+            page = int(args[1])
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    for fd in (rfd, wfd):
+    for fd in (rfd, wfd) if page is None else (rfd, wfd, page):
         os.set_inheritable(fd, False)
     sys.stdin = open(os.devnull)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     limits = json.loads(os.environ.get("RFTGRADE_LIMITS", "{}") or "{}")
-    _apply_limits(limits)
-    Worker(_Channel(rfd, wfd)).serve()
+    apply_limits(limits)
+    Worker(Channel(rfd, wfd), page).serve()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ fi
 # The Docker sandbox image, rebuilt when its inputs change (base from Debian packages
 # when no registry answers).
 if docker info >/dev/null 2>&1; then
-  inputs=$(cat sandbox/Dockerfile sandbox/worker.py sandbox/requirements*.txt | sha256sum | cut -c1-16)
+  inputs=$(cat sandbox/Dockerfile sandbox/worker.py sandbox/_rftgrade_*.py sandbox/requirements*.txt | sha256sum | cut -c1-16)
   label=$(docker image inspect rftgrade/sandbox:latest --format '{{ index .Config.Labels "org.rftgrade.inputs" }}' 2>/dev/null || true)
   if [ "$label" != "$inputs" ]; then
     RFTGRADE_IMAGE_INPUTS=$inputs $PY -m rftgrade sandbox build --backend docker

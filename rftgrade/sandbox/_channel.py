@@ -2,7 +2,7 @@
 
 Frames are 4-byte big-endian lengths plus UTF-8 JSON, or, host to worker once
 the worker has said it reads it, ``b"M"`` plus :mod:`marshal` data (see
-``sandbox/worker.py``). Nothing the worker sends is ever unmarshalled: the host
+``sandbox/_rftgrade_wire.py``; what the frames say is :mod:`rftgrade.sandbox._protocol`). Nothing the worker sends is ever unmarshalled: the host
 reads only JSON from the sandbox, with one strict parser (no fallback that would
 accept what it refuses: a 400-digit integer, an escaped lone surrogate), in
 frames of at most ``MAX_FRAME`` bytes.
@@ -14,6 +14,8 @@ import abc
 import asyncio
 import json
 import marshal
+import mmap
+import os
 import struct
 from typing import Any
 
@@ -24,9 +26,8 @@ try:
 except ImportError:  # pragma: no cover - orjson ships with the sandbox extra
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["PROTOCOL_VERSION", "Channel", "ChannelClosed", "PipeChannel", "encode"]
+__all__ = ["Channel", "ChannelClosed", "PipeChannel", "ProgressPage", "encode"]
 
-PROTOCOL_VERSION = 5
 _HEADER = struct.Struct(">I")
 # A chunk's reply: 1,024 samples of at most 8 KiB stdout and 4 KiB details each,
 # with room for JSON escapes. A bigger frame ends the worker; the rest of its
@@ -73,11 +74,47 @@ def _default(value: Any) -> Any:
     return repr(value)
 
 
+class ProgressPage:
+    """A page of memory shared with one worker (``sandbox/_rftgrade_wire.py``'s
+    ``ProgressPage``): the worker stores the request it grades and the index of each
+    sample as it starts it. Read when the worker falls silent, it names a sample
+    blocked in C code holding the GIL, which no progress frame can. What it says
+    only picks which of the request's unanswered samples is flagged."""
+
+    def __init__(self) -> None:
+        self.fd = os.memfd_create("rftgrade-progress", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, 16)
+        self._map = mmap.mmap(self.fd, 16)
+        self._slots = memoryview(self._map).cast("q")
+
+    def running(self, request_id: int) -> int | None:
+        """The request's index of the sample the worker started last, if it is grading ``request_id``."""
+        if self._slots is None or self._slots[0] != request_id:
+            return None
+        index = self._slots[1]
+        return index if index >= 0 else None
+
+    def hand_over(self) -> None:
+        """Close the host's descriptor once the worker has its own."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def close(self) -> None:
+        self.hand_over()
+        if self._slots is not None:
+            self._slots.release()
+            self._slots = None  # type: ignore[assignment]
+            self._map.close()
+
+
 class Channel(abc.ABC):
     """A live worker."""
 
     marshal_version: int | None = None
     """The marshal version the worker reads (from its ``loaded`` reply); ``None``: JSON only."""
+    progress: ProgressPage | None = None
+    """The worker's progress page, where its backend can share one."""
 
     @abc.abstractmethod
     async def send(self, message: dict[str, Any]) -> None: ...
@@ -115,8 +152,9 @@ class Channel(abc.ABC):
 class PipeChannel(Channel):
     """A worker that is a local subprocess (process and bwrap backends)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, progress: ProgressPage | None = None) -> None:
         self.proc = proc
+        self.progress = progress
 
     async def send(self, message: dict[str, Any]) -> None:
         stdin = self.proc.stdin
@@ -145,6 +183,8 @@ class PipeChannel(Channel):
             await asyncio.wait_for(self.proc.wait(), 10)
         except (TimeoutError, ProcessLookupError):
             pass
+        if self.progress is not None:
+            self.progress.close()
 
     def describe_exit(self) -> str:
         code = self.proc.returncode

@@ -71,6 +71,8 @@ class ContainerChannel(Channel):
             await asyncio.to_thread(self.container.remove, force=True)
         except Exception:  # already removed
             pass
+        if self.progress is not None:
+            self.progress.close()
 
     def describe_exit(self) -> str:
         return self._exit

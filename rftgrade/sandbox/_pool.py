@@ -14,27 +14,32 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rftgrade._executors import PythonCall, PythonCalls, PythonOutcome, PythonProgram
-from rftgrade._rawitem import RawItem
+from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
 from rftgrade.sandbox._backend import SandboxBackend
-from rftgrade.sandbox._channel import PROTOCOL_VERSION, Channel, ChannelClosed
+from rftgrade.sandbox._channel import Channel, ChannelClosed
+from rftgrade.sandbox._chunks import Chunk, chunk_bounds
 from rftgrade.sandbox._limits import Limits
+from rftgrade.sandbox._protocol import (
+    PROGRESS_SECONDS,
+    GraderLoadError,
+    LoadFailure,
+    OutOfStep,
+    apply_results,
+    grade_message,
+    load_message,
+    parse_loaded,
+    parse_results,
+)
 
 __all__ = ["WorkerPool"]
 
 LOAD_TIMEOUT = 120.0
 GRACE = 2.0
-# What the host keeps of a reply, whatever the worker sent (it cuts to the same).
-MAX_STDOUT = 8 * 1024 + 100
-MAX_DETAILS = 4 * 1024 + 100
-MAX_DURATION_NS = 10**15  # about 11 days: beyond any time limit
-MAX_REWARD = 1e300  # past this an int is not a float (and the worker sends floats)
 _ids = itertools.count(1)
 
 
@@ -46,21 +51,9 @@ class _Slot:
     """Held while a chunk is written: a chunk sent ahead must not interleave with the one before."""
     successor: asyncio.Future[_Slot] | None = None
     """The worker that takes over when this one is recycled, started ahead of time."""
-
-
-@dataclass
-class _Chunk:
-    indices: list[int]
-    careful: bool
-    """Re-running the rest of a failed chunk: the worker answers after every sample,
-    so the next failure names its sample exactly."""
-
-
-@dataclass
-class _LoadFailure:
-    kind: str  # "runtime" (the grader's fault) or "server" (the sandbox's)
-    error_type: str
-    details: str
+    last: tuple[int, Chunk, list[PythonOutcome | None]] | None = None
+    """The request this worker answered in full last, its chunk and its batch's
+    outcomes: a reply for it arriving later shows that a forged frame answered it."""
 
 
 @dataclass
@@ -78,28 +71,6 @@ _Token = _Slot | asyncio.Future[_Slot] | None
 
 # What a worker is after answering a chunk.
 _LIVE, _DEAD, _RECYCLED = object(), object(), object()
-
-
-def chunk_bounds(n: int, workers: int, largest: int) -> list[tuple[int, int]]:
-    """Cut ``n`` calls into chunks, ``(start, stop)``, that shrink towards the end.
-
-    Big chunks keep workers busy between the host's replies; small last ones make
-    the workers finish together (the last chunk of a batch is what its slowest
-    worker is still grading while the others wait). Each chunk is a share of what is
-    left, at most ``largest`` and at least ``_SMALLEST`` (less in a small batch, which
-    is still shared by every worker).
-    """
-    bounds = []
-    start = 0
-    smallest = min(_SMALLEST, math.ceil(n / (2 * workers)))
-    while start < n:
-        size = max(smallest, min(largest, math.ceil((n - start) / (2 * workers))))
-        bounds.append((start, min(n, start + size)))
-        start += size
-    return bounds
-
-
-_SMALLEST = 32
 
 
 async def _settle(future: asyncio.Future[Any]) -> None:
@@ -138,7 +109,7 @@ class WorkerPool:
         self._idle: asyncio.Queue[_Token] = asyncio.Queue()
         for _ in range(self.size):
             self._idle.put_nowait(None)
-        self._load_failure: _LoadFailure | None = None
+        self._load_failure: LoadFailure | None = None
         self._live: set[_Slot] = set()
         self._waiting = 0  # runners waiting for a worker: nothing is sent ahead while any wait
         self._successors: set[asyncio.Future[_Slot]] = set()
@@ -149,14 +120,12 @@ class WorkerPool:
         self.stats.spawned += 1
         try:
             await channel.send(
-                {
-                    "op": "load",
-                    "v": PROTOCOL_VERSION,
-                    "source": self.program.source,
-                    "isolation": self.isolation,
-                    "limits": self.limits.for_worker(),
-                    "own_pid_namespace": self.backend.own_pid_namespace,
-                }
+                load_message(
+                    self.program.source,
+                    self.isolation,
+                    self._worker_limits(),
+                    self.backend.own_pid_namespace,
+                )
             )
             reply = await channel.recv(LOAD_TIMEOUT)
         except (ChannelClosed, TimeoutError, OSError) as exc:
@@ -165,27 +134,24 @@ class WorkerPool:
         except asyncio.CancelledError:  # the caller gave up: the half-started worker must not outlive it
             await channel.kill()
             raise
-        if reply.get("v") != PROTOCOL_VERSION:
+        try:
+            channel.marshal_version = parse_loaded(reply, self.backend.name)
+        except GraderLoadError as exc:
             await channel.kill()
-            raise ChannelClosed(
-                f"the sandbox worker speaks protocol v{reply.get('v')}, this rftgrade needs "
-                f"v{PROTOCOL_VERSION}: rebuild the sandbox (`rftgrade sandbox build --backend "
-                f"{self.backend.name}`)"
-            )
-        if not reply.get("ok"):
+            self._load_failure = exc.failure
+            raise
+        except ChannelClosed:
             await channel.kill()
-            error = reply.get("error", {})
-            self._load_failure = _LoadFailure(
-                "runtime",
-                str(error.get("type", "LoadError")),
-                f"the grader failed to load: {error.get('details', '')}".strip(),
-            )
-            raise _GraderLoadError(self._load_failure)
-        version = reply.get("marshal")
-        channel.marshal_version = version if type(version) is int and version >= 2 else None
+            raise
         slot = _Slot(channel)
         self._live.add(slot)
         return slot
+
+    def _worker_limits(self) -> dict[str, Any]:
+        limits = self.limits.for_worker()
+        if not self.backend.rlimit_nproc:
+            limits.pop("nproc", None)
+        return limits
 
     async def _discard(self, slot: _Slot) -> None:
         self._live.discard(slot)
@@ -204,9 +170,9 @@ class WorkerPool:
         outcomes: list[PythonOutcome | None] = [None] * len(calls)
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
-        queue: asyncio.Queue[_Chunk] = asyncio.Queue()
+        queue: asyncio.Queue[Chunk] = asyncio.Queue()
         for start, stop in chunk_bounds(len(calls), self.size, self.chunk_size):
-            queue.put_nowait(_Chunk(list(range(start, stop)), careful=False))
+            queue.put_nowait(Chunk(list(range(start, stop)), careful=False))
         runners = [
             asyncio.create_task(self._runner(queue, calls, outcomes, limit, deadline))
             for _ in range(min(self.size, queue.qsize()))
@@ -227,13 +193,12 @@ class WorkerPool:
         return [o if o is not None else lost for o in outcomes]
 
     def _failed_load(self) -> PythonOutcome:
-        failure = self._load_failure
-        assert failure is not None
-        return PythonOutcome(error=failure.kind, error_type=failure.error_type, details=failure.details)  # type: ignore[arg-type]
+        assert self._load_failure is not None
+        return self._load_failure.outcome()
 
     async def _runner(
         self,
-        queue: asyncio.Queue[_Chunk],
+        queue: asyncio.Queue[Chunk],
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
@@ -257,7 +222,7 @@ class WorkerPool:
                     try:
                         # shield: a cancelled batch must not cancel a replacement half-started.
                         slot = await (asyncio.shield(token) if token is not None else self._start())
-                    except _GraderLoadError:
+                    except GraderLoadError:
                         for i in chunk.indices:
                             outcomes[i] = self._failed_load()
                         slot = None
@@ -285,13 +250,13 @@ class WorkerPool:
     async def _serve(
         self,
         slot: _Slot,
-        chunk: _Chunk,
-        queue: asyncio.Queue[_Chunk],
+        chunk: Chunk,
+        queue: asyncio.Queue[Chunk],
         calls: Sequence[PythonCall],
         outcomes: list[PythonOutcome | None],
         limit: float,
         deadline: float,
-    ) -> tuple[_Token, list[_Chunk]]:
+    ) -> tuple[_Token, list[Chunk]]:
         """Grade ``chunk`` on ``slot``, and while the worker grades it, send it the
         batch's next chunk: the worker then starts on it at once instead of waiting
         for the host to read its answer and write the next chunk (a tenth of its time
@@ -301,7 +266,7 @@ class WorkerPool:
         """
         sending: asyncio.Future[int | None] = asyncio.ensure_future(self._send(slot, chunk, calls, limit))
         while True:
-            ahead: _Chunk | None = None
+            ahead: Chunk | None = None
             ahead_sending: asyncio.Future[int | None] | None = None
             if (
                 not queue.empty()
@@ -316,6 +281,7 @@ class WorkerPool:
             else:
                 state, leftover = await self._collect(slot, chunk, request_id, outcomes, limit, deadline)
                 if state is _LIVE:
+                    slot.last = (request_id, chunk, outcomes)
                     self._start_successor(slot)
             if ahead is not None and ahead_sending is not None:
                 if state is _LIVE:
@@ -357,37 +323,12 @@ class WorkerPool:
             # the error (and flags its samples); the pool may close before any does.
             successor.exception()
 
-    async def _send(
-        self, slot: _Slot, chunk: _Chunk, calls: Sequence[PythonCall], limit: float
-    ) -> int | None:
+    async def _send(self, slot: _Slot, chunk: Chunk, calls: Sequence[PythonCall], limit: float) -> int | None:
         """Write one chunk to the worker; its request id, or ``None`` if the worker is gone."""
         request_id = next(_ids)
-        indices = chunk.indices
-        first, last = indices[0], indices[-1]
-        items: Sequence[Any]
-        if isinstance(calls, PythonCalls) and last - first + 1 == len(indices):  # a run of calls
-            samples, items = calls.samples[first : last + 1], calls.items[first : last + 1]
-        else:
-            samples, items = [calls[i].sample for i in indices], [calls[i].item for i in indices]
-        message: dict[str, Any] = {
-            "op": "grade",
-            "id": request_id,
-            "timeout": limit,
-            "samples": samples,
-            "careful": chunk.careful,
-        }
-        kinds = set(map(type, items))
-        if RawItem in kinds and kinds != {RawItem}:
-            items = [i.parse() if type(i) is RawItem else i for i in items]
-            kinds = set(map(type, items))
-        items = _share_items(items, message)
-        if kinds == {RawItem}:
-            # Items still in the JSON text they arrived in go as one JSON array: the
-            # worker parses it in one call, the host never builds them.
-            text = b"[" + b",".join([item.data for item in items]) + b"]"  # type: ignore[union-attr]
-            message["items_json"] = text if slot.channel.marshal_version is not None else text.decode()
-        else:
-            message["items"] = items
+        message = grade_message(
+            request_id, limit, calls, chunk.indices, chunk.careful, slot.channel.marshal_version
+        )
         try:
             async with slot.sending:
                 await slot.channel.send(message)
@@ -399,84 +340,135 @@ class WorkerPool:
     async def _collect(
         self,
         slot: _Slot,
-        chunk: _Chunk,
+        chunk: Chunk,
         request_id: int,
         outcomes: list[PythonOutcome | None],
         limit: float,
         deadline: float,
-    ) -> tuple[object, list[_Chunk]]:
+    ) -> tuple[object, list[Chunk]]:
         """Read a chunk's answers: (worker state, chunks to queue again)."""
         indices = chunk.indices
         answered = 0
+        running = False  # the last frame said the first unanswered sample has run PROGRESS_SECONDS
         while answered < len(indices):
             started = time.perf_counter()
-            wait = min(limit + GRACE, deadline - time.monotonic())
+            # After a progress frame the sample has already run a second of its limit.
+            wait = min(limit + GRACE - (PROGRESS_SECONDS if running else 0.0), deadline - time.monotonic())
             try:
                 async with asyncio.timeout(max(wait, 0.0)):
                     frame = await slot.channel.recv(None)
-                rewards, durations, extras = _parse_results(frame, request_id, answered)
+                results = parse_results(frame, request_id, answered, len(indices), chunk.careful)
+            except OutOfStep as exc:
+                return _DEAD, self._out_of_step(slot, chunk, answered, exc, outcomes)
             except (TimeoutError, ChannelClosed) as exc:
                 if time.monotonic() >= deadline:
                     # The batch's time is up: the rest stay unanswered (run() flags
                     # them) and this worker, still grading, is replaced.
                     return _DEAD, []
-                return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started)
-            recycle = False
-            count = min(len(rewards), len(indices) - answered)
-            for k in range(count):
-                extra = extras.get(k) if extras else None
-                reward, duration = rewards[k], durations[k]
-                if (
-                    extra is None
-                    and type(reward) is float
-                    and type(duration) is int
-                    and reward - reward == 0.0
-                    and 0 <= duration <= MAX_DURATION_NS
-                ):
-                    # The common case, inline: a finite reward (x - x is nan for inf and nan).
-                    outcomes[indices[answered + k]] = _new_outcome(
-                        PythonOutcome, (reward, None, None, None, "", duration / 1e9)
+                named: int | None = None
+                if isinstance(exc, TimeoutError):
+                    named = (
+                        answered if running else self._started_last(slot, request_id, answered, len(indices))
                     )
-                    continue
-                outcomes[indices[answered + k]] = _outcome(reward, duration, extra)
-                if extra is not None and extra.get("recycle") is not None:
-                    recycle = True
+                return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started, named)
+            recycle = apply_results(results, indices, answered, outcomes)
+            count = len(results.rewards)
             answered += count
             slot.served += count
+            running = results.running is not None
             if recycle:
                 # The worker exits by itself after this reply.
                 await self._discard(slot)
                 self.stats.recycled += 1
                 rest = indices[answered:]
-                return _RECYCLED, [_Chunk(rest, careful=chunk.careful)] if rest else []
+                return _RECYCLED, [Chunk(rest, careful=chunk.careful)] if rest else []
         return _LIVE, []
+
+    def _out_of_step(
+        self,
+        slot: _Slot,
+        chunk: Chunk,
+        answered: int,
+        exc: OutOfStep,
+        outcomes: list[PythonOutcome | None],
+    ) -> list[Chunk]:
+        """A frame broke the one-reply-per-sample rule (a second reply for a sample,
+        a reply for one not in flight, another request's): the worker's stream can no
+        longer be trusted (the caller discards it). Every outcome it gave in this
+        chunk is withdrawn and the chunk re-run carefully; in a careful run a second
+        reply for the sample just answered flags that sample, any other break the one
+        in flight (it is the only one grading while frames come one per sample)."""
+        self.stats.crashed += 1
+        indices = chunk.indices
+        again: list[Chunk] = []
+        if exc.stale and slot.last is not None and slot.last[0] == exc.request and slot.last[2] is outcomes:
+            # A late reply for the request answered before this one (same batch): a
+            # forged frame answered that one in full; withdraw it and re-run it too.
+            for i in slot.last[1].indices:
+                outcomes[i] = None
+            again.append(Chunk(slot.last[1].indices, careful=True))
+        slot.last = None
+        if not chunk.careful:
+            for i in indices[:answered]:
+                outcomes[i] = None
+            return [*again, Chunk(indices, careful=True)]
+        if exc.stale and answered == 0 and not chunk.retried:
+            # Most likely the rest of the request before this one on the same worker
+            # (answered in full by a forged frame): nothing of this chunk is to blame yet.
+            return [*again, Chunk(indices, careful=True, retried=True)]
+        culprit = answered - 1 if exc.second_reply else answered
+        if culprit >= len(indices):
+            return []
+        outcomes[indices[culprit]] = PythonOutcome(
+            error="runtime",
+            error_type="InvalidReply",
+            details=f"the worker's replies broke the protocol while it graded this sample: {exc}",
+        )
+        rest = indices[culprit + 1 :]
+        return [*again, Chunk(rest, careful=True)] if rest else again
+
+    @staticmethod
+    def _started_last(slot: _Slot, request_id: int, answered: int, size: int) -> int | None:
+        """The sample a silent worker started last, from its progress page (a worker
+        blocked in C code holding the GIL sends no progress frame)."""
+        page = slot.channel.progress
+        position = page.running(request_id) if page is not None else None
+        return position if position is not None and answered <= position < size else None
 
     def _blame(
         self,
         slot: _Slot,
-        chunk: _Chunk,
+        chunk: Chunk,
         answered: int,
         exc: Exception,
         outcomes: list[PythonOutcome | None],
         limit: float,
         started: float,
-    ) -> list[_Chunk]:
+        named: int | None = None,
+    ) -> list[Chunk]:
         """A worker hung or died after ``answered`` replies (the caller discards it):
-        flag the culprit, re-queue the rest."""
+        flag the culprit, re-queue the rest. ``named``: the request's index of the sample
+        the worker said (progress frame or page) it was grading when it fell silent: that
+        one hung, it is flagged now and the others re-run as they were (a hang costs its
+        batch one time limit, not two)."""
+        if named is not None:
+            # Those before it were graded but their replies never sent: run them again too.
+            index = chunk.indices[named]
+            rest = chunk.indices[answered:named] + chunk.indices[named + 1 :]
+            self.stats.timeouts += 1
+            outcomes[index] = _timed_out(
+                limit, time.perf_counter() - started + (PROGRESS_SECONDS if named == answered else 0.0)
+            )
+            return [Chunk(rest, careful=chunk.careful)] if rest else []
         rest = chunk.indices[answered:]
         if not chunk.careful:
             # Replies come in batches: any unanswered sample may be the culprit.
             # Re-run them on a fresh worker that answers after each one.
-            return [_Chunk(rest, careful=True)]
+            return [Chunk(rest, careful=True)]
         index = rest[0]
         if isinstance(exc, TimeoutError):
             self.stats.timeouts += 1
-            outcomes[index] = PythonOutcome(
-                error="timeout",
-                error_type="TimeoutError",
-                details=f"grade() ran longer than {limit:g}s; its worker was killed",
-                duration=time.perf_counter() - started,
-            )
+            outcomes[index] = _timed_out(limit, time.perf_counter() - started)
         else:
             self.stats.crashed += 1
             outcomes[index] = PythonOutcome(
@@ -485,7 +477,7 @@ class WorkerPool:
                 details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
                 duration=time.perf_counter() - started,
             )
-        return [_Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
+        return [Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
 
     async def aclose(self) -> None:
         # Replacements started ahead: let them finish starting, then stop them below.
@@ -510,69 +502,6 @@ class WorkerPool:
         }
 
 
-class _GraderLoadError(Exception):
-    def __init__(self, failure: _LoadFailure) -> None:
-        super().__init__(failure.details)
-        self.failure = failure
-
-
-def _parse_results(
-    frame: dict[str, Any], request_id: int, answered: int
-) -> tuple[list[Any], list[Any], dict[int, dict[str, Any]]]:
-    """Check a ``results`` frame (the worker is untrusted) and split it into its columns."""
-    rewards, durations = frame.get("rewards"), frame.get("durations")
-    if (
-        frame.get("id") != request_id
-        or frame.get("start") != answered
-        or not isinstance(rewards, list)
-        or not isinstance(durations, list)
-        or len(rewards) != len(durations)
-    ):
-        raise ChannelClosed(f"reply out of step: {frame.get('id')}/{frame.get('start')}")
-    extras: dict[int, dict[str, Any]] = {}
-    for pair in frame.get("extra") or ():
-        if isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is int and isinstance(pair[1], dict):
-            extras[pair[0]] = pair[1]
-    return rewards, durations, extras
-
-
-def _share_items(items: Sequence[Any], message: dict[str, Any]) -> Sequence[Any]:
-    """A chunk's distinct items; ``message["item_of"]`` then maps each sample to its item.
-
-    GRPO grades a group of samples (16 is common) against one prompt's item: sent
-    once per chunk, the worker parses (and the host encodes) a sixteenth of them.
-    Items are the same when they are the same object or the same JSON text. The
-    worker still hands every call an item no earlier call has changed.
-    """
-    # Built with C-level maps and zips: this runs for every chunk of every batch.
-    ids = list(map(id, items))
-    objects = dict(zip(ids, items, strict=True))  # each item object once
-    if type(items[0]) is RawItem:
-        if len(objects) == len(items):
-            values = list(map(_data, items))
-            if not any(map(operator.eq, values[:-1], values[1:])):
-                # Trainers put a prompt's samples next to each other (TRL, verl and
-                # OpenRLHF all do): with no neighbours alike, keying every text is not
-                # worth its cost.
-                return items
-        # One copy of the text per object, not per row: a `groups` body gives all of
-        # a group's rows one RawItem, which may be big.
-        text = {key: bytes(item.data) for key, item in objects.items()}
-        keys: list[Any] = list(map(text.__getitem__, ids))
-    else:
-        # One object anywhere in the chunk, not only next to itself: marshal would
-        # hand the worker one shared object, which a grader could change for the rest.
-        if len(objects) == len(items):
-            return items
-        keys = ids
-    by_key = dict(zip(keys, items, strict=True))  # one item per distinct key, in first-seen order
-    if len(by_key) == len(items):
-        return items
-    position = {key: index for index, key in enumerate(by_key)}
-    message["item_of"] = list(map(position.__getitem__, keys))
-    return list(by_key.values())
-
-
 def _usable(successor: asyncio.Future[_Slot] | None) -> asyncio.Future[_Slot] | None:
     """A replacement started ahead, unless its start already failed (then the pool
     starts one afresh when it needs it, as it would have without starting ahead)."""
@@ -581,49 +510,10 @@ def _usable(successor: asyncio.Future[_Slot] | None) -> asyncio.Future[_Slot] | 
     return successor
 
 
-_data = operator.attrgetter("data")
-_new_outcome = tuple.__new__  # skips NamedTuple's keyword handling: one outcome per sample
-
-
-def _text(value: Any, limit: int) -> str:
-    """A string field of a reply, cut here too: the worker is untrusted."""
-    if type(value) is not str:
-        return ""
-    if len(value) <= limit:
-        return value
-    return value[:limit] + f"\n... [{len(value) - limit} more characters dropped by the host]"
-
-
-def _invalid(why: str, seconds: float = 0.0) -> PythonOutcome:
+def _timed_out(limit: float, seconds: float) -> PythonOutcome:
     return PythonOutcome(
-        error="runtime",
-        error_type="InvalidReply",
-        details=f"the sandbox sent an invalid reply for this sample: {why}",
-        duration=seconds,
-    )
-
-
-def _outcome(reward: Any, duration: Any, extra: dict[str, Any] | None) -> PythonOutcome:
-    """One sample's reply, checked field by field; a bad one fails that sample alone."""
-    if type(duration) is not int or not 0 <= duration <= MAX_DURATION_NS:
-        return _invalid(f"duration {str(duration)[:40]!r} is not a count of nanoseconds")
-    seconds = duration / 1e9  # the worker reports nanoseconds
-    if extra is None and type(reward) is float and math.isfinite(reward):  # the common case
-        return _new_outcome(PythonOutcome, (reward, None, None, None, "", seconds))
-    extra = extra or {}
-    stdout = _text(extra.get("stdout"), MAX_STDOUT)
-    kind = extra.get("error")
-    if kind is None:
-        if reward is None or type(reward) not in (float, int) or abs(reward) > MAX_REWARD:
-            return _invalid(f"reward {str(reward)[:40]!r} is not a finite number", seconds)
-        reward = float(reward)
-        if not math.isfinite(reward):
-            return _invalid(f"reward {reward!r} is not finite", seconds)
-        return PythonOutcome(reward=reward, stdout=stdout, duration=seconds)
-    return PythonOutcome(
-        error="timeout" if kind == "timeout" else "runtime",
-        error_type=_text(extra.get("error_type"), 200) or "Error",
-        details=_text(extra.get("details"), MAX_DETAILS),
-        stdout=stdout,
+        error="timeout",
+        error_type="TimeoutError",
+        details=f"grade() ran longer than {limit:g}s; its worker was killed",
         duration=seconds,
     )

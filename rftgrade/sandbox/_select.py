@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from rftgrade._exceptions import BackendUnavailableError
-from rftgrade.sandbox._backend import WORKER_SOURCE, SandboxBackend
+from rftgrade.sandbox._backend import WORKER_FILES, WORKER_SOURCE, SandboxBackend
 
 __all__ = ["BACKENDS", "backend_class", "make_backend"]
 
@@ -36,10 +36,11 @@ def make_backend(name: str = "auto") -> SandboxBackend:
     Raises:
         BackendUnavailableError: the named backend cannot run here (with the reason).
     """
-    if not WORKER_SOURCE.is_file():
+    missing = [name for name in WORKER_FILES if not (WORKER_SOURCE.parent / name).is_file()]
+    if missing:
         raise BackendUnavailableError(
-            f"the sandbox worker is missing ({WORKER_SOURCE}); reinstall rftgrade (the wheel "
-            "ships it), or in a checkout restore sandbox/worker.py"
+            f"the sandbox worker is incomplete ({', '.join(missing)} missing in {WORKER_SOURCE.parent}); "
+            "reinstall rftgrade (the wheel ships it), or in a checkout restore sandbox/"
         )
     if name == "auto":
         name = os.environ.get("RFTGRADE_SANDBOX", "auto")

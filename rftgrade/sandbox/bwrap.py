@@ -23,8 +23,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from rftgrade.sandbox._backend import WORKER_SOURCE, SandboxBackend
-from rftgrade.sandbox._channel import Channel, PipeChannel
+from rftgrade.sandbox import _cgroup
+from rftgrade.sandbox._backend import WORKER_FILES, WORKER_SOURCE, SandboxBackend
+from rftgrade.sandbox._cgroup import WorkerCgroup
+from rftgrade.sandbox._channel import Channel, PipeChannel, ProgressPage
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._tempdirs import owned_tempdir, reap_stale_tempdirs
 
@@ -63,9 +65,10 @@ class BwrapBackend(SandboxBackend):
         # The worker must be readable by the sandbox uid, wherever rftgrade lives.
         reap_stale_tempdirs("worker")
         self._dir = Path(owned_tempdir("worker"))
-        shutil.copyfile(WORKER_SOURCE, self._dir / "worker.py")
+        for name in WORKER_FILES:
+            shutil.copyfile(WORKER_SOURCE.parent / name, self._dir / name)
+            os.chmod(self._dir / name, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.chmod(self._dir, 0o755)
-        os.chmod(self._dir / "worker.py", stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -165,24 +168,36 @@ class BwrapBackend(SandboxBackend):
 
         fd = seccomp_bpf_fd()
         info_r, info_w = os.pipe()
+        progress = ProgressPage()
+        cgroup = None
+        if _cgroup.available():
+            cgroup = WorkerCgroup.create(limits.memory_bytes, limits.pids, uid=SANDBOX_UID)
         try:
             kwargs = _as_sandbox_user()
-            argv = self.argv(limits, fd)
+            argv = [*self.argv(limits, fd), "--progress-fd", str(progress.fd)]
             argv[1:1] = ["--info-fd", str(info_w)]
+            if cgroup is not None:
+                argv = [*cgroup.enter_command(), *argv]
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
-                pass_fds=(fd, info_w),
+                pass_fds=(fd, info_w, progress.fd),
                 env={"PATH": "/usr/bin:/bin"},
                 start_new_session=True,
                 **kwargs,
             )
+        except BaseException:
+            progress.close()
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         finally:
             os.close(fd)
             os.close(info_w)
-        return _BwrapChannel(proc, info_r)
+        progress.hand_over()
+        return _BwrapChannel(proc, info_r, progress, cgroup)
 
     async def aclose(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
@@ -191,8 +206,15 @@ class BwrapBackend(SandboxBackend):
 class _BwrapChannel(PipeChannel):
     """Kills the sandbox's init first, so bwrap reaps it and exits cleanly (no zombies)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, info_fd: int) -> None:
-        super().__init__(proc)
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        info_fd: int,
+        progress: ProgressPage,
+        cgroup: WorkerCgroup | None = None,
+    ) -> None:
+        super().__init__(proc, progress)
+        self.cgroup = cgroup
         self._info_fd = info_fd
         self._child: int | None = None
 
@@ -221,3 +243,15 @@ class _BwrapChannel(PipeChannel):
             except TimeoutError:
                 pass
         await super().kill()
+        if self.cgroup is not None:
+            for _ in range(50):  # the kernel empties a cgroup once its last process is reaped
+                self.cgroup.remove()
+                if not self.cgroup.directories:
+                    break
+                await asyncio.sleep(0.05)
+
+    def describe_exit(self) -> str:
+        how = super().describe_exit()
+        if self.cgroup is not None and self.cgroup.oom_killed():
+            how += ", OOM-killed (the worker's memory cgroup)"
+        return how

@@ -37,7 +37,7 @@ from typing import Any
 
 from rftgrade._exceptions import BackendUnavailableError
 from rftgrade.sandbox._backend import SandboxBackend
-from rftgrade.sandbox._channel import Channel, ChannelClosed
+from rftgrade.sandbox._channel import Channel, ChannelClosed, ProgressPage
 from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._seccomp import docker_seccomp_profile
@@ -70,13 +70,15 @@ def reap_stale_containers(client: Any | None = None, *, everything_of_mine: bool
     """Remove sandbox containers whose owning process on this host is gone."""
     client = client or _client()
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        owner = container.labels.get(f"{LABEL}.owner", "")
+    # The low-level list: its entries carry their labels, where the high-level one
+    # inspects each container and fails (NotFound) on one its owner removed meanwhile.
+    for entry in client.api.containers(all=True, filters={"label": LABEL}):
+        owner = (entry.get("Labels") or {}).get(f"{LABEL}.owner", "")
         host, _, pid = owner.rpartition(":")
         mine = host == _HOST and pid.isdigit()
         if mine and ((everything_of_mine and int(pid) == os.getpid()) or not pid_alive(int(pid))):
             try:
-                container.remove(force=True)
+                client.api.remove_container(entry["Id"], force=True)
                 removed += 1
             except Exception:  # already gone
                 pass
@@ -87,6 +89,7 @@ class DockerBackend(SandboxBackend):
     name = "docker"
     isolated = True
     own_pid_namespace = True
+    rlimit_nproc = False  # pids_limit bounds each container; uid 10001 is every container's
 
     def __init__(self, image: str = IMAGE) -> None:
         if _CHANNEL not in _CHANNELS:
@@ -131,7 +134,7 @@ class DockerBackend(SandboxBackend):
         extra: dict[str, Any] = {"stdin_open": True}
         if channel_dir is not None:
             extra = {
-                "command": ["--connect", f"{_MOUNT}/s"],
+                "command": ["--connect", f"{_MOUNT}/s", "--progress"],
                 "mounts": [Mount(_MOUNT, channel_dir, type="bind", read_only=True)],
             }
         return self.client.containers.run(
@@ -219,7 +222,18 @@ class DockerBackend(SandboxBackend):
                     raise
         finally:
             shutil.rmtree(home, ignore_errors=True)
-        return SocketChannel(container, conn)
+        channel = SocketChannel(container, conn)
+        # The worker's progress page goes first, as the socket's one control message.
+        progress = ProgressPage()
+        try:
+            socket.send_fds(conn, [b"P"], [progress.fd])
+        except OSError as exc:
+            progress.close()
+            await channel.kill()
+            raise ChannelClosed(f"could not hand the worker its progress page: {exc}") from exc
+        progress.hand_over()
+        channel.progress = progress
+        return channel
 
     async def _accept(self, listener: socket.socket, container: Any) -> socket.socket:
         """The worker's connection; :class:`_NoDirectChannel` if it says it cannot connect."""

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from rftgrade.sandbox._backend import WORKER_FILES
 from rftgrade.sandbox.build import DEFAULT_WHEELHOUSE, SANDBOX_DIR, build_wheelhouse, install_wordnet
 
 __all__ = ["DEBIAN_BASE", "IMAGE", "STOCK_BASE", "build_image", "ensure_base"]
@@ -82,7 +83,7 @@ def build_image(tag: str = IMAGE, wheelhouse: Path = DEFAULT_WHEELHOUSE) -> str:
     base = ensure_base()
     with tempfile.TemporaryDirectory(prefix="rftgrade-image-") as tmp:
         context = Path(tmp)
-        for name in ("Dockerfile", "worker.py", "requirements.txt", "requirements-optional.txt"):
+        for name in ("Dockerfile", *WORKER_FILES, "requirements.txt", "requirements-optional.txt"):
             shutil.copyfile(SANDBOX_DIR / name, context / name)
         shutil.copytree(wheelhouse, context / "wheelhouse")
         (context / "nltk_data").mkdir()

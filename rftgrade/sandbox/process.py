@@ -13,7 +13,7 @@ import os
 import sys
 
 from rftgrade.sandbox._backend import WORKER_SOURCE, SandboxBackend
-from rftgrade.sandbox._channel import Channel, PipeChannel
+from rftgrade.sandbox._channel import Channel, PipeChannel, ProgressPage
 from rftgrade.sandbox._limits import Limits
 
 __all__ = ["ProcessBackend"]
@@ -36,15 +36,24 @@ class ProcessBackend(SandboxBackend):
             "OPENBLAS_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-u",
-            str(WORKER_SOURCE),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        return PipeChannel(proc)
+        progress = ProgressPage()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-u",
+                str(WORKER_SOURCE),
+                "--progress-fd",
+                str(progress.fd),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                pass_fds=(progress.fd,),
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            progress.close()
+            raise
+        progress.hand_over()
+        return PipeChannel(proc, progress)

@@ -28,8 +28,9 @@ from typing import Any, Literal
 
 from rftgrade._exceptions import BackendUnavailableError
 from rftgrade._executors import PythonCall, PythonCalls, PythonOutcome, PythonProgram
+from rftgrade.sandbox._chunks import chunk_bounds
 from rftgrade.sandbox._limits import Limits
-from rftgrade.sandbox._pool import GRACE, LOAD_TIMEOUT, chunk_bounds
+from rftgrade.sandbox._pool import GRACE, LOAD_TIMEOUT
 from rftgrade.sandbox._ray_actor import PoolActor, import_ray, probe_node
 
 __all__ = ["RayExecutor", "ray_doctor"]

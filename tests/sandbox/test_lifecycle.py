@@ -238,7 +238,7 @@ def test_nothing_outlives_a_killed_host_process(backend: str) -> None:
 
 
 def test_chunks_cover_the_batch_and_shrink_towards_its_end() -> None:
-    from rftgrade.sandbox._pool import chunk_bounds
+    from rftgrade.sandbox._chunks import chunk_bounds
 
     for n in (1, 2, 3, 10, 100, 1000, 8192, 25_001):
         for workers in (1, 2, 8):

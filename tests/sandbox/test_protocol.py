@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,31 @@ def test_lone_surrogates_in_output_survive_the_channel() -> None:
     finally:
         grader.close()
     assert result.reward == 0.5 and result.ok
+
+
+def _worker_constant(name: str) -> Any:
+    """A constant of the worker's wire module, read without importing it (the worker
+    runs inside the sandbox and can never import rftgrade, nor rftgrade it)."""
+    tree = ast.parse((WORKER.parent / "_rftgrade_wire.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"_rftgrade_wire.py defines no {name}")
+
+
+def test_worker_speaks_the_hosts_protocol_version() -> None:
+    from rftgrade.sandbox import _protocol
+
+    assert _worker_constant("PROTOCOL_VERSION") == _protocol.PROTOCOL_VERSION
+    assert _worker_constant("PROGRESS_SECONDS") == _protocol.PROGRESS_SECONDS
+    # The worker really answers with it (what a stale image is refused by).
+    assert worker.PROTOCOL_VERSION == _protocol.PROTOCOL_VERSION
+
+
+def test_every_worker_module_ships_to_every_backend() -> None:
+    from rftgrade.sandbox._backend import WORKER_FILES
+
+    beside = {p.name for p in WORKER.parent.glob("*.py")}
+    assert beside == set(WORKER_FILES), "a module beside worker.py that no backend ships (or one missing)"
+    dockerfile = (WORKER.parent / "Dockerfile").read_text()
+    assert "COPY worker.py _rftgrade_*.py /opt/rftgrade/" in dockerfile

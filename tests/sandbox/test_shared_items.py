@@ -13,7 +13,7 @@ import pytest
 from rftgrade import Columns, Grader
 from rftgrade._rawitem import RawItem
 from rftgrade.sandbox import SandboxExecutor
-from rftgrade.sandbox._pool import _share_items
+from rftgrade.sandbox._protocol import share_items as _share_items
 from rftgrade.sandbox._select import backend_class
 
 from ..conftest import require_or_skip
