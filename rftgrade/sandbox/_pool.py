@@ -489,8 +489,9 @@ class WorkerPool:
                     await token
                 except Exception:  # a failed start left nothing to stop
                     pass
-        for slot in list(self._live):
-            await self._discard(slot)
+        # Together: a docker worker's removal waits for the engine (~0.2 s each), and a
+        # CLI run waits for its pools to close before it exits.
+        await asyncio.gather(*(self._discard(slot) for slot in list(self._live)))
 
     def snapshot(self) -> dict[str, Any]:
         return {
