@@ -180,7 +180,7 @@ def _write(
     on_skip: Callable[[str], None] | None,
     on_progress: Callable[[int], None] | None,
 ) -> None:
-    graded = batch.future.result() if batch.future is not None else []
+    graded = _graded(batch, grader)
     results = iter(graded)
     bad = iter(batch.bad)
     next_bad = next(bad, None)
@@ -209,6 +209,21 @@ def _write(
         sink.write(b"\n".join(lines))
     if on_progress is not None:
         on_progress(batch.nbytes)
+
+
+def _graded(batch: _Batch, grader: Grader) -> list[GradeResult]:
+    """The batch's results; a batch whose grading failed as a whole (a bug, an
+    executor gone) is flagged row by row and the file goes on."""
+    if batch.future is None:
+        return []
+    try:
+        return batch.future.result()
+    except Exception as exc:
+        message = f"grading this batch failed ({type(exc).__name__}: {exc}); its rows were not graded"
+        return [
+            GradeResult(reward=0.0, name=grader.name, type=grader.type).fail("other_error", message)
+            for _ in batch.samples
+        ]
 
 
 def _full_line(result: GradeResult) -> bytes:

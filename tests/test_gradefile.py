@@ -143,3 +143,27 @@ def test_the_cli_writes_compact_lines(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["reward"] for x in lines] == [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0]
+
+
+def test_a_batch_that_fails_as_a_whole_is_flagged_and_the_file_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    grader = Grader(string_check("eq"))
+    real = grader.arun_batch
+    calls = []
+
+    async def sometimes(rows: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the executor went away")
+        return await real(rows, **kw)
+
+    monkeypatch.setattr(grader, "arun_batch", sometimes)
+    rows = [{"sample": "4", "item": {"answer": "4"}}] * 30
+    sink = io.BytesIO()
+    summary = grade_jsonl(grader, io.BytesIO(_lines(rows)), sink, batch_rows=10)
+    out = [json.loads(x) for x in sink.getvalue().splitlines()]
+    assert [o["reward"] for o in out] == [1.0] * 10 + [0.0] * 10 + [1.0] * 10
+    assert all(o["metadata"]["errors"]["other_error"] for o in out[10:20])
+    assert "the executor went away" in out[10]["metadata"]["error_messages"][0]
+    assert summary.errored_rows == 10
