@@ -43,6 +43,8 @@ elsewhere, so nothing the grader prints can forge a frame. With
 ``--progress-fd N`` (process and bwrap) or ``--connect PATH --progress`` (the
 host then sends the descriptor first, with SCM_RIGHTS) the worker also gets the
 host's progress page (``ProgressPage``), which it writes in ``worker`` isolation.
+With ``--progress-file PATH`` (docker's attach channel) the page is a file the
+worker makes there, on a tmpfs of the sandbox, for the host to read from outside.
 """
 
 from __future__ import annotations
@@ -139,6 +141,25 @@ def connect(path: str, progress: bool) -> tuple[int, int | None]:
         except OSError:
             page = None
     return sock.detach(), page
+
+
+def progress_file(path: str) -> int | None:
+    """The progress page as a file on a tmpfs of the sandbox (``--progress-file``:
+    docker's attach channel, which cannot pass a descriptor); the host reads it from
+    another process in the sandbox (``docker exec``) when the worker falls silent.
+    Made before any grader code runs, and written in full now: a store into a page
+    the tmpfs has not allocated yet would be a SIGBUS once a grader had filled it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        if os.write(fd, bytes(16)) == 16:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 class ProgressPage:

@@ -58,6 +58,7 @@ try:
         encode,
         gc_paused,
         not_dumpable,
+        progress_file,
     )
 finally:
     sys.path.remove(_HERE)
@@ -481,6 +482,8 @@ def main() -> None:
         wfd = os.dup(1)
         if args[:1] == ["--progress-fd"] and len(args) == 2:
             page = int(args[1])
+        elif args[:1] == ["--progress-file"] and len(args) == 2:
+            page = progress_file(args[1])
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)

@@ -119,6 +119,11 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def send(self, message: dict[str, Any]) -> None: ...
 
+    async def started_last(self, request_id: int) -> int | None:
+        """The request's index of the sample the worker started last, from its
+        progress page, if it is grading ``request_id`` (``None``: not known)."""
+        return self.progress.running(request_id) if self.progress is not None else None
+
     @abc.abstractmethod
     async def _read_exactly(self, n: int) -> bytes: ...
 

@@ -365,11 +365,10 @@ class WorkerPool:
                     # The batch's time is up: the rest stay unanswered (run() flags
                     # them) and this worker, still grading, is replaced.
                     return _DEAD, []
-                named: int | None = None
-                if isinstance(exc, TimeoutError):
-                    named = (
-                        answered if running else self._started_last(slot, request_id, answered, len(indices))
-                    )
+                timed_out = isinstance(exc, TimeoutError)
+                named: int | None = answered if timed_out and running else None
+                if timed_out and not running:
+                    named = await self._started_last(slot, request_id, answered, len(indices))
                 return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started, named)
             recycle = apply_results(results, indices, answered, outcomes)
             count = len(results.rewards)
@@ -427,12 +426,11 @@ class WorkerPool:
         rest = indices[culprit + 1 :]
         return [*again, Chunk(rest, careful=True)] if rest else again
 
-    @staticmethod
-    def _started_last(slot: _Slot, request_id: int, answered: int, size: int) -> int | None:
+    async def _started_last(self, slot: _Slot, request_id: int, answered: int, size: int) -> int | None:
         """The sample a silent worker started last, from its progress page (a worker
-        blocked in C code holding the GIL sends no progress frame)."""
-        page = slot.channel.progress
-        position = page.running(request_id) if page is not None else None
+        blocked in C code holding the GIL sends no progress frame). Only a worker that
+        grades in its own process writes one: a forked sample could forge it."""
+        position = await slot.channel.started_last(request_id) if self.isolation == "worker" else None
         return position if position is not None and answered <= position < size else None
 
     def _blame(

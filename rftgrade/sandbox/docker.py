@@ -6,7 +6,8 @@ with: no network (``network_mode=none``), a read-only root, a size-limited tmpfs
 dropped, ``no-new-privileges``, rftgrade's seccomp profile (``_seccomp``), a
 non-root user, the worker as pid 1 (it reaps and kills what its graders leave),
 an empty environment, private IPC and no log driver (a stdout flood cannot fill
-the host's disk). Requests never use ``exec_run`` (no timeout, ~100 ms a call).
+the host's disk). Requests never use ``exec_run`` (no timeout, ~100 ms a call);
+the attach channel's one exec reads a silent worker's progress page.
 
 The channel is direct where the engine runs on this host: the worker connects
 to a unix socket the host listens on, bind-mounted read-only into the container
@@ -38,7 +39,7 @@ from typing import Any
 from rftgrade._exceptions import BackendUnavailableError
 from rftgrade.sandbox._backend import SandboxBackend
 from rftgrade.sandbox._channel import Channel, ChannelClosed, ProgressPage
-from rftgrade.sandbox._docker_channels import AttachChannel, SocketChannel
+from rftgrade.sandbox._docker_channels import PROGRESS_FILE, AttachChannel, SocketChannel
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._seccomp import docker_seccomp_profile
 from rftgrade.sandbox._tempdirs import owned_tempdir, pid_alive, reap_stale_tempdirs
@@ -131,7 +132,7 @@ class DockerBackend(SandboxBackend):
     def _run_container(self, limits: Limits, channel_dir: str | None = None) -> Any:
         from docker.types import LogConfig, Mount
 
-        extra: dict[str, Any] = {"stdin_open": True}
+        extra: dict[str, Any] = {"stdin_open": True, "command": ["--progress-file", PROGRESS_FILE]}
         if channel_dir is not None:
             extra = {
                 "command": ["--connect", f"{_MOUNT}/s", "--progress"],

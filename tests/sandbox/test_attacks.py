@@ -505,9 +505,6 @@ def test_a_hanging_sample_costs_its_batch_one_time_limit(grader: Grader, hang: s
     is not re-run sample by sample (where the culprit would hang a second time)."""
     executor = grader.runtime.python
     assert isinstance(executor, SandboxExecutor)
-    if hang == "c" and executor.isolation == "worker" and getattr(executor.backend, "direct", True) is False:
-        # No progress page over the engine's attach socket (docs/sandbox.md).
-        pytest.xfail("a worker blocked in C holding the GIL names no sample over docker attach")
     hangs = Grader({"type": "python", "name": f"hang-{hang}", "source": SWALLOWS_TIMEOUT}, python=executor)
     rows = (
         [("a", {"k": k}) for k in range(4)] + [("a", {"hang": hang})] + [("a", {"k": k}) for k in range(4, 8)]
@@ -521,6 +518,46 @@ def test_a_hanging_sample_costs_its_batch_one_time_limit(grader: Grader, hang: s
     # a second run of the culprit would add another 4 s.
     one_limit = 2.0 + GRACE
     assert elapsed < 1.8 * one_limit, elapsed
+
+
+SPOILS_ITS_PAGE = r"""
+import os
+
+def grade(sample, item):
+    page = item.get("page")
+    if page:
+        os.unlink(PATH)
+        if page == "fifo":  # a reader blocks opening it
+            os.mkfifo(PATH)
+        else:  # endless data
+            os.symlink("/dev/zero", PATH)
+        sum(range(10**14))
+    return 1.0
+"""
+
+
+@pytest.mark.parametrize("page", ["fifo", "zero"])
+def test_a_spoiled_progress_file_names_no_sample(grader: Grader, page: str) -> None:
+    """Over docker attach the page is a file the grader can replace: what the host
+    then reads (nothing within its exec timeout, or 16 zero bytes) names no sample,
+    and the chunk is re-run carefully (two limits) instead of the host waiting on it."""
+    from rftgrade.sandbox._docker_channels import _PAGE_SECONDS, PROGRESS_FILE
+
+    executor = grader.runtime.python
+    assert isinstance(executor, SandboxExecutor)
+    if executor.isolation != "worker" or getattr(executor.backend, "direct", True) is not False:
+        pytest.skip("only docker attach keeps its progress page in a file")
+    source = SPOILS_ITS_PAGE.replace("PATH", repr(PROGRESS_FILE))
+    spoils = Grader({"type": "python", "name": f"spoil-{page}", "source": source}, python=executor)
+    rows = [("a", {"k": 0}), ("a", {"page": page}), ("a", {"k": 1})]
+    started = time.monotonic()
+    results = spoils.run_batch(rows)
+    elapsed = time.monotonic() - started
+    assert [r.reward for r in results] == [1.0, 0.0, 1.0], [r.to_dict() for r in results]
+    assert results[1].errors.unresponsive_reward_error
+    wait = 2.0 + GRACE + (_PAGE_SECONDS if page == "fifo" else 0.0)
+    assert 2 * wait - 1.0 < elapsed < 2 * wait + 4.0, elapsed
+    assert [r.reward for r in grader.run_batch([("ok", {"answer": "ok"})])] == [1.0]
 
 
 FORGER = r"""
