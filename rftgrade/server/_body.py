@@ -20,6 +20,7 @@ from rftgrade._rawrows import RawRow, raw_item
 
 __all__ = ["parse_grade_body"]
 
+
 class _Group(msgspec.Struct):
     samples: list[Any]
     item: msgspec.Raw = msgspec.Raw(b"null")
