@@ -77,10 +77,14 @@ def _blocks(fh: IO[bytes], size: int) -> Iterator[tuple[bytes, int]]:
     with the number of its first line."""
     rest = b""
     line = 1
+    first = True
     while True:
         chunk = fh.read(size)
         if not chunk:
             break
+        if first and chunk.startswith(b"\xef\xbb\xbf"):
+            chunk = chunk[3:]  # a UTF-8 byte-order mark, as some editors and exports write
+        first = False
         data = rest + chunk if rest else chunk
         end = data.rfind(b"\n")
         if end < 0:

@@ -167,3 +167,12 @@ def test_a_batch_that_fails_as_a_whole_is_flagged_and_the_file_goes_on(
     assert all(o["metadata"]["errors"]["other_error"] for o in out[10:20])
     assert "the executor went away" in out[10]["metadata"]["error_messages"][0]
     assert summary.errored_rows == 10
+
+
+def test_crlf_lines_and_a_byte_order_mark_are_read() -> None:
+    rows = [{"sample": "4", "item": {"answer": "4"}}, {"sample": "5", "item": {"answer": "4"}}]
+    data = b"\xef\xbb\xbf" + _lines(rows).replace(b"\n", b"\r\n")
+    sink = io.BytesIO()
+    summary = grade_jsonl(Grader(string_check("eq")), io.BytesIO(data), sink)
+    assert [json.loads(x)["reward"] for x in sink.getvalue().splitlines()] == [1.0, 0.0]
+    assert summary.unreadable == 0
