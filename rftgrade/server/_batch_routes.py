@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from rftgrade._columns import Columns
 from rftgrade._dedupe import dedupe_columns, dedupe_rows
-from rftgrade._json import dumps
 from rftgrade._rawitem import RawItem
 from rftgrade._result import GradeResult
 from rftgrade.server._errors import error, fast_json
@@ -127,9 +126,10 @@ def batch_router(state: ServerState) -> APIRouter:
                     state.record(grader, results)
                     lines = []
                     for offset, result in enumerate(results):
-                        payload = result.to_answer()
+                        # Encoded once, however many copies of the row the body held.
+                        payload = result.to_answer_json()
                         for index in positions[start + offset]:
-                            lines.append(dumps({"index": index, "result": payload}) + b"\n")
+                            lines.append(b'{"index":%d,"result":%b}\n' % (index, payload))
                     yield b"".join(lines)
             finally:
                 admission.release(n)
