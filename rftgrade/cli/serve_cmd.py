@@ -45,6 +45,15 @@ def serve_cmd(
     request_timeout: Annotated[
         float, typer.Option(help="Seconds a request's python samples may take together (0: no bound).")
     ] = 600.0,
+    max_inline_graders: Annotated[
+        int, typer.Option(help="Inline graders (graders/run) kept compiled, least recently used out.", min=1)
+    ] = 256,
+    max_inline_grader_mb: Annotated[
+        int, typer.Option(help="The same bound on the inline graders' JSON, in MiB.", min=1)
+    ] = 64,
+    max_named_graders: Annotated[
+        int, typer.Option(help="Names POST /v1/graders registers at most (one more: 400).", min=1)
+    ] = 4096,
 ) -> None:
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
@@ -68,6 +77,9 @@ def serve_cmd(
         max_inflight_rows=max_inflight_rows,
         strip_tokens=tuple(t.strip() for t in (strip_tokens or "").split(",") if t.strip()),
         request_timeout=request_timeout or None,
+        max_inline_graders=max_inline_graders,
+        max_inline_grader_mb=max_inline_grader_mb,
+        max_named_graders=max_named_graders,
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         typer.echo(

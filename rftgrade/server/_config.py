@@ -30,3 +30,10 @@ class ServerConfig:
     request_timeout: float | None = 600.0
     """Seconds a request's python samples may take together (a streamed request: each
     chunk); the rest then fail with ``unresponsive_reward_error``. ``None``: no bound."""
+    max_inline_graders: int = 256
+    """Graders sent inline (``graders/run``, a grader JSON in ``/v1/grade``) kept compiled,
+    least recently used out first; a new one is never refused."""
+    max_inline_grader_mb: int = 64
+    """The same bound on the inline graders' canonical JSON, in MiB."""
+    max_named_graders: int = 4096
+    """Names ``POST /v1/graders`` registers at most; one more is a 400."""

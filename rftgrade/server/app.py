@@ -46,7 +46,13 @@ def openrlhf_columns(body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAUL
 def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry | None = None) -> FastAPI:
     """Build the ASGI app. Graders in ``config.graders`` are compiled before it serves."""
     config = config or ServerConfig()
-    registry = registry or GraderRegistry(sandbox=config.sandbox, ray=config.ray)
+    registry = registry or GraderRegistry(
+        sandbox=config.sandbox,
+        ray=config.ray,
+        max_graders=config.max_inline_graders,
+        max_inline_bytes=config.max_inline_grader_mb * 1024 * 1024,
+        max_named_graders=config.max_named_graders,
+    )
     if registry.python_batch_timeout is None:  # the server's bound, unless its registry has one
         registry.python_batch_timeout = config.request_timeout
     metrics = ServerMetrics(registry.stats)

@@ -3,6 +3,8 @@ by the bytes of their canonical JSON; named graders stay, up to their own limit 
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -89,3 +91,20 @@ def test_a_name_past_the_limit_raises_in_the_library() -> None:
     with pytest.raises(RegistryFullError, match="named graders"):
         registry.add(big(1), name="b")
     assert registry.add(big(1)).run("a" * 2000, {}).reward == 1.0  # inline: fine
+
+
+def test_the_servers_config_sets_the_registrys_limits(tmp_path: Any) -> None:
+    # What `rftgrade serve --max-named-graders ... --max-inline-graders ...` passes on.
+    from typer.testing import CliRunner
+
+    from rftgrade.cli.main import app
+
+    config = ServerConfig(max_named_graders=1, max_inline_graders=3, max_inline_grader_mb=1)
+    with running_server(config) as base:
+        first = httpx.post(base + "/v1/graders", json={"grader": big(0, 10), "name": "a"})
+        refused = httpx.post(base + "/v1/graders", json={"grader": big(1, 10), "name": "b"})
+        assert first.status_code == 200 and refused.status_code == 400
+        assert refused.json()["error"]["param"] == "name"
+    help_text = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output
+    for flag in ("--max-named-graders", "--max-inline-graders", "--max-inline-grader-mb"):
+        assert flag in help_text
