@@ -75,7 +75,7 @@ class _Batch:
 def _blocks(fh: IO[bytes], size: int) -> Iterator[tuple[bytes, int]]:
     """The file in blocks of whole lines (about ``size`` bytes, or one longer line), each
     with the number of its first line."""
-    rest = b""
+    pieces: list[bytes] = []  # a line longer than a block, read on in pieces (joined once)
     line = 1
     first = True
     while True:
@@ -85,16 +85,17 @@ def _blocks(fh: IO[bytes], size: int) -> Iterator[tuple[bytes, int]]:
         if first and chunk.startswith(b"\xef\xbb\xbf"):
             chunk = chunk[3:]  # a UTF-8 byte-order mark, as some editors and exports write
         first = False
-        data = rest + chunk if rest else chunk
-        end = data.rfind(b"\n")
+        end = chunk.rfind(b"\n")
         if end < 0:
-            rest = data  # a line longer than the block: read on
+            pieces.append(chunk)
             continue
-        block, rest = data[: end + 1], data[end + 1 :]
+        head, tail = chunk[: end + 1], chunk[end + 1 :]
+        block = b"".join((*pieces, head)) if pieces else head
+        pieces = [tail] if tail else []
         yield block, line
         line += block.count(b"\n")
-    if rest:
-        yield rest, line
+    if pieces:
+        yield b"".join(pieces), line
 
 
 def _batches(fh: IO[bytes], rows: int, block_bytes: int) -> Iterator[_Batch]:
