@@ -37,8 +37,7 @@ def example(request: pytest.FixtureRequest) -> Iterator[tuple[Grader, list[dict[
         require_or_skip(backend_class("bwrap").unavailable_reason() is None, "the bwrap sandbox")
         python = SandboxExecutor("bwrap", workers=2, limits=Limits(timeout=10))
     grader = Grader(folder / "grader.json", python=python)
-    rows = [json.loads(x) for x in (folder / "data.jsonl").read_text().splitlines() if x.strip()]
-    yield grader, rows
+    yield grader, _rows(folder)
     grader.close()
 
 
@@ -66,17 +65,31 @@ def test_deterministic_on_repeat(example: tuple[Grader, list[dict[str, Any]]]) -
         check_deterministic(grader, row["sample"], row["item"], repeats=3)
 
 
-def test_monotonic_on_a_quality_ladder(example: tuple[Grader, list[dict[str, Any]]]) -> None:
-    grader, rows = example
-    # The dataset's own samples for one item, best-scored first by the expected rewards.
+def _ladders(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The dataset's own samples for one item, best-scored first by the expected rewards."""
     by_item: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if "expected_reward" in row:
             by_item.setdefault(json.dumps(row["item"], sort_keys=True), []).append(row)
-    ladders = [sorted(v, key=lambda r: -r["expected_reward"]) for v in by_item.values() if len(v) > 1]
-    if not ladders:
-        pytest.skip("no item with several expected rewards")
-    for ladder in ladders:
+    return [sorted(v, key=lambda r: -r["expected_reward"]) for v in by_item.values() if len(v) > 1]
+
+
+def _rows(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (folder / "data.jsonl").read_text().splitlines() if x.strip()]
+
+
+# Only the examples whose data holds a ladder: the others have nothing to order (not a skip).
+LADDER_FOLDERS = [folder for folder in FOLDERS if _ladders(_rows(folder))]
+
+
+def test_some_examples_hold_quality_ladders() -> None:
+    assert len(LADDER_FOLDERS) >= 3, LADDER_FOLDERS
+
+
+@pytest.mark.parametrize("example", LADDER_FOLDERS, indirect=True, ids=lambda p: p.name)
+def test_monotonic_on_a_quality_ladder(example: tuple[Grader, list[dict[str, Any]]]) -> None:
+    grader, rows = example
+    for ladder in _ladders(rows):
         check_monotonic(grader, [r["sample"] for r in ladder], ladder[0]["item"])
 
 

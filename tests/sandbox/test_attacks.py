@@ -536,19 +536,46 @@ def grade(sample, item):
 """
 
 
+@pytest.fixture(scope="module")
+def attach_worker() -> Iterator[SandboxExecutor]:
+    """A docker-attach pool in worker isolation: the one channel whose progress page is a
+    file the grader could replace (every other keeps it in a memfd)."""
+    require_or_skip(backend_class("docker").unavailable_reason() is None, "the docker sandbox")
+    from rftgrade.sandbox.docker import DockerBackend
+
+    backend = DockerBackend()
+    backend.direct = False
+    executor = SandboxExecutor(
+        backend,
+        isolation="worker",
+        workers=2,
+        limits=Limits(timeout=2.0, memory_bytes=512 * 1024**2, disk_bytes=64 * 1024**2, pids=32),
+    )
+    yield executor
+    Grader(TRIVIAL_PYTHON, python=executor).close()  # handed over, so closed with it
+    assert not _containers_left(), "containers left behind"
+
+
+TRIVIAL_PYTHON = {"type": "python", "name": "trivial", "source": "def grade(sample, item):\n    return 1.0\n"}
+
+
 @pytest.mark.parametrize("page", ["fifo", "zero"])
-def test_a_spoiled_progress_file_names_no_sample(grader: Grader, page: str) -> None:
+def test_a_spoiled_progress_file_names_no_sample(attach_worker: SandboxExecutor, page: str) -> None:
     """Over docker attach the page is a file the grader can replace: what the host
     then reads (nothing within its exec timeout, or 16 zero bytes) names no sample,
     and the chunk is re-run carefully (two limits) instead of the host waiting on it."""
+    from rftgrade import build_runtime, load_spec
     from rftgrade.sandbox._docker_channels import _PAGE_SECONDS, PROGRESS_FILE
 
-    executor = grader.runtime.python
-    assert isinstance(executor, SandboxExecutor)
-    if executor.isolation != "worker" or getattr(executor.backend, "direct", True) is not False:
-        pytest.skip("only docker attach keeps its progress page in a file")
-    source = SPOILS_ITS_PAGE.replace("PATH", repr(PROGRESS_FILE))
-    spoils = Grader({"type": "python", "name": f"spoil-{page}", "source": source}, python=executor)
+    spec = load_spec(
+        {
+            "type": "python",
+            "name": f"spoil-{page}",
+            "source": SPOILS_ITS_PAGE.replace("PATH", repr(PROGRESS_FILE)),
+        }
+    )
+    # The module's pool, shared: this grader must not close it.
+    spoils = Grader(spec, runtime=build_runtime(spec, python=lambda: attach_worker))
     rows = [("a", {"k": 0}), ("a", {"page": page}), ("a", {"k": 1})]
     started = time.monotonic()
     results = spoils.run_batch(rows)
@@ -557,7 +584,12 @@ def test_a_spoiled_progress_file_names_no_sample(grader: Grader, page: str) -> N
     assert results[1].errors.unresponsive_reward_error
     wait = 2.0 + GRACE + (_PAGE_SECONDS if page == "fifo" else 0.0)
     assert 2 * wait - 1.0 < elapsed < 2 * wait + 4.0, elapsed
-    assert [r.reward for r in grader.run_batch([("ok", {"answer": "ok"})])] == [1.0]
+    # The pool still grades, and nothing but its idle workers is left running.
+    assert [r.reward for r in spoils.run_batch([("a", {"k": 2})])] == [1.0]
+    deadline = time.monotonic() + 5.0
+    while (left := _strays(attach_worker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"left running after the test: {left}"
 
 
 FORGER = r"""
