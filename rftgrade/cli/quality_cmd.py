@@ -43,6 +43,16 @@ def _grader(path: Path, sandbox: str | None) -> Any:
     return open_grader(path, sandbox, judge_cache=False)
 
 
+def _exit_on_gates(report: dict[str, Any]) -> None:
+    """Say whether every gate passed; exit 1 naming each that failed."""
+    if report["passed"]:
+        console.print("[green]✓ all gates passed[/]")
+        return
+    for failure in report["gate_failures"]:
+        console.print(f"[red]✗[/] {failure}", highlight=False)
+    raise typer.Exit(1)
+
+
 def _range(value: Optional[str]) -> tuple[float, float] | None:
     if not value:
         return None
@@ -114,12 +124,7 @@ def calibrate_cmd(
     console.print((out / "summary.md").read_text(), markup=False, highlight=False)
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
-    if report["passed"]:
-        console.print("[green]✓ all gates passed[/]")
-        return
-    for failure in report["gate_failures"]:
-        console.print(f"[red]✗[/] {failure}", highlight=False)
-    raise typer.Exit(1)
+    _exit_on_gates(report)
 
 
 def check_cmd(
@@ -195,9 +200,4 @@ def check_cmd(
                 "[red]flagged[/]" if p["flagged"] else "ok",
             )
         console.print(pt)
-    if report["passed"]:
-        console.print("[green]✓ all gates passed[/]")
-        return
-    for failure in report["gate_failures"]:
-        console.print(f"[red]✗[/] {failure}", highlight=False)
-    raise typer.Exit(1)
+    _exit_on_gates(report)
