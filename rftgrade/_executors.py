@@ -107,7 +107,11 @@ class PythonOutcome(NamedTuple):
 
 @runtime_checkable
 class PythonExecutor(Protocol):
-    """Runs python graders. Implementations must never raise for a bad sample."""
+    """Runs python graders. Implementations must never raise for a bad sample.
+
+    An executor may also offer ``async warm(program)``: start ``program``'s workers
+    in the background (:meth:`rftgrade.Grader.warm` calls it where it exists).
+    """
 
     name: str
     isolated: bool

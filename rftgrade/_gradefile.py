@@ -7,7 +7,8 @@ This is the batch path of ``rftgrade grade`` (and of any caller with a file):
   the JSON text they were written in (never parsed or re-encoded on the host);
 - each batch is handed to the grader's event loop as :class:`~rftgrade.Columns`
   with dedupe on, and the next batches are read while it is graded: the sandbox
-  pool stays busy while the host parses and writes;
+  pool stays busy while the host parses and writes (its workers are started
+  before the first batch is read: :meth:`~rftgrade.Grader.warm`);
 - results are written in input order as soon as their batch is done, encoded
   once with orjson: a full OpenAI-shaped result per line, or with ``compact``
   ``{"reward", "errors"}`` (the flags raised);
@@ -150,6 +151,7 @@ def grade_jsonl(
     pending: deque[_Batch] = deque()
     encode = _compact_line if compact else _full_line
     fh = source.open("rb") if isinstance(source, Path) else source
+    grader.warm()  # the workers start while the first batches are read
     # The CLI's process is its own (set_gc_pausing): the batches' objects hold no
     # cycles, so the collector is paused, and run now and then for anything else.
     with gc_paused():

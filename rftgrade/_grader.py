@@ -362,6 +362,15 @@ class Grader:
                 result.execution_time = elapsed
         return graded
 
+    def warm(self) -> None:
+        """Start this grader's sandbox workers now, in the background, and return.
+
+        The first batch then finds them started (or starting) instead of starting
+        them itself: call it before reading data or loading a model. A worker that
+        fails to start is reported by the batch that needed it, as without warming.
+        """
+        get_portal().call(self.compiled.warm(self.runtime))
+
     async def aclose(self) -> None:
         """Release the executors this grader owns (pools, clients); shared ones stay open."""
         await get_portal().acall(self.runtime.aclose())

@@ -137,6 +137,11 @@ class CompiledGrader:
         """:meth:`grade_columns` for :attr:`is_sync` graders, without an event loop."""
         return self.grade_rows(rows_of(columns))
 
+    async def warm(self, runtime: Runtime) -> None:
+        """Start what grading will need (sandbox workers), without waiting for it."""
+        for sub in self.sub_graders().values():
+            await sub.warm(runtime)
+
     def sub_graders(self) -> dict[str, CompiledGrader]:
         return {}
 

@@ -153,6 +153,11 @@ class CompiledPython(CompiledGrader):
         calls = PythonCalls(list(columns.samples), list(columns.items))  # type: ignore[arg-type]  # checked
         return await self.grade_calls(calls, runtime)
 
+    async def warm(self, runtime: Runtime) -> None:
+        warm = getattr(runtime.python, "warm", None)  # an optional executor method
+        if warm is not None:
+            await warm(self.program)
+
     async def grade_calls(self, calls: PythonCalls, runtime: Runtime) -> list[GradeResult]:
         """Grade calls already in the executor's form (one result each, in order)."""
         executor = runtime.python

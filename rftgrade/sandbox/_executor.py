@@ -110,6 +110,11 @@ class SandboxExecutor:
                 pool.batches += 1  # under the lock: it cannot be evicted and closed in between
             return pool
 
+    async def warm(self, program: PythonProgram) -> None:
+        """Start ``program``'s workers now, in the background (see :meth:`WorkerPool.start_all`)."""
+        if self._ray is None:
+            (await self._pool(program, use=False)).start_all()
+
     async def run(
         self,
         program: PythonProgram,

@@ -147,6 +147,25 @@ class WorkerPool:
         self._live.add(slot)
         return slot
 
+    def start_all(self) -> int:
+        """Start, in the background, every worker not started yet; how many were.
+
+        A run that knows work is coming (``rftgrade grade``, a trainer before its
+        first step) pays the starts while it reads its first rows. A start that
+        fails is reported to the batch that takes its worker, as a start on demand is.
+        """
+        tokens = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
+        started = 0
+        for token in tokens:
+            if token is None:
+                token = asyncio.ensure_future(self._start())
+                self.stats.started_ahead += 1
+                self._successors.add(token)
+                token.add_done_callback(self._started_ahead)
+                started += 1
+            self._idle.put_nowait(token)
+        return started
+
     def _worker_limits(self) -> dict[str, Any]:
         limits = self.limits.for_worker()
         if not self.backend.rlimit_nproc:
