@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
-from rftgrade.cli.main import app, main
+from typing import Any
+
+from rftgrade.cli._commands import main
 
 __all__ = ["app", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    # The full app imports every command; the script itself only needs `main`.
+    if name == "app":
+        from rftgrade.cli.main import app
+
+        return app
+    raise AttributeError(f"module 'rftgrade.cli' has no attribute {name!r}")

@@ -1,0 +1,58 @@
+"""The ``rftgrade`` entry point builds only the command it runs, and every command
+runs that way as it does in the full app."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from rftgrade.cli._commands import COMMANDS, app_for
+from rftgrade.cli.main import app
+
+from .conftest import EXAMPLES
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_alone_parses_as_in_the_full_app(name: str) -> None:
+    alone = CliRunner().invoke(app_for(["rftgrade", name]), [name, "--help"])
+    full = CliRunner().invoke(app, [name, "--help"])
+    assert alone.exit_code == full.exit_code == 0, alone.output
+    assert alone.output == full.output
+
+
+def test_the_full_app_lists_every_command() -> None:
+    listing = CliRunner().invoke(app_for(["rftgrade", "--help"]), ["--help"])
+    assert listing.exit_code == 0
+    for name in COMMANDS:
+        assert name in listing.output
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['rftgrade', 'validate', {str(EXAMPLES / 'math_answer' / 'grader.json')!r}]\n"
+        "from rftgrade.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('rftgrade.cli.'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(out.stdout.strip().splitlines()[-1].split())  # the probe's last line
+    assert "rftgrade.cli.validate_cmd" in loaded
+    for other in (
+        "rftgrade.cli.serve_cmd",
+        "rftgrade.cli.eval_cmd",
+        "rftgrade.cli.grade_cmd",
+        "rftgrade.cli.main",
+    ):
+        assert other not in loaded
+
+
+def test_an_unknown_command_gets_the_full_apps_error() -> None:
+    result = CliRunner().invoke(app_for(["rftgrade", "grde"]), ["grde"])
+    assert result.exit_code == 2
+    assert "grde" in result.output
