@@ -18,14 +18,45 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rftgrade._exceptions import GraderValidationError, Problem
 from rftgrade._forms import read_grader_source
-from rftgrade._specs import GRADER_TYPES, AnyGrader, GraderSpec
+from rftgrade._specs import (
+    GRADER_TYPES,
+    AnyGrader,
+    GraderSpec,
+    LabelModelGrader,
+    MultiGrader,
+    PythonGrader,
+    ScoreModelGrader,
+    StringCheckGrader,
+    TextSimilarityGrader,
+)
 
 __all__ = ["GraderLike", "grader_to_dict", "load_spec", "read_grader_data", "unknown_keys"]
 
 GraderLike = AnyGrader | dict[str, Any] | str | Path
 """A grader as JSON text, a dict, a path to a ``.json`` file, or a spec model."""
 
-_ADAPTER: TypeAdapter[AnyGrader] = TypeAdapter(GraderSpec)
+_MODELS: dict[str, type[BaseModel]] = {
+    "string_check": StringCheckGrader,
+    "text_similarity": TextSimilarityGrader,
+    "python": PythonGrader,
+    "score_model": ScoreModelGrader,
+    "label_model": LabelModelGrader,
+    "multi": MultiGrader,
+}
+_adapter: TypeAdapter[AnyGrader] | None = None
+
+
+def _validate(data: Any) -> AnyGrader:
+    """``data`` as its grader's model. A known ``type`` goes to its own model (only that
+    model's validator is built: the models defer building); anything else to the union,
+    whose errors say what ``type`` must be. The JSON paths of errors are the same either way."""
+    model = _MODELS.get(data.get("type")) if isinstance(data, dict) else None  # type: ignore[arg-type]
+    if model is not None:
+        return model.model_validate(data)  # type: ignore[return-value]
+    global _adapter
+    if _adapter is None:
+        _adapter = TypeAdapter(GraderSpec)
+    return _adapter.validate_python(data)
 
 
 def read_grader_data(source: GraderLike) -> dict[str, Any]:
@@ -66,7 +97,7 @@ def load_spec(source: GraderLike) -> AnyGrader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", DeprecationWarning)
-            spec = _ADAPTER.validate_python(data)
+            spec = _validate(data)
     except ValidationError as exc:
         raise GraderValidationError(_problems(exc, data)) from None
     unknown = unknown_keys(spec)
