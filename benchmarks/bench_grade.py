@@ -6,8 +6,10 @@ against an unsandboxed ``multiprocessing`` pool; side by side, in one run.
 ``grade`` on each row (unsandboxed, in its own process) and writes one reward per
 line, against ``rftgrade grade DATA -o OUT --sandbox B`` (full results, and
 ``--compact``), for B in bwrap and docker. Each side is a whole command, start-up
-included, as a user times it. The plain script runs under this interpreter (the
-trainer's) and under Debian's ``/usr/bin/python3`` (the one inside the sandboxes).
+included, as a user times it; the same commands on a 5-row file give each one's
+fixed cost (interpreter, imports, sandbox start and close). The plain script
+runs under this interpreter (the trainer's) and under Debian's ``/usr/bin/python3``
+(the one inside the sandboxes).
 
 (2) The anchor: the grader in an unsandboxed ``multiprocessing.Pool`` over all
 cores (what verl's parallel reward managers do), against ``Grader.run_batch`` on a
@@ -182,6 +184,19 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| {name} | {entry['seconds_median']:.2f} | {entry['vs_median']:.2f}x "
             f"({entry['vs_min']:.2f}-{entry['vs_max']:.2f}) | {'' if debian is None else f'{debian:.2f}x'} |"
         )
+    if "startup" in report:
+        lines += [
+            "",
+            "Fixed cost of each command (the same commands on a 5-row file):",
+            "",
+            "| command | seconds (median) | minus the plain script's |",
+            "|---|---:|---:|",
+        ]
+        plain = report["startup"]["plain"]["seconds_median"]
+        for name, entry in report["startup"].items():
+            lines.append(
+                f"| {name} | {entry['seconds_median']:.3f} | {entry['seconds_median'] - plain:+.3f} |"
+            )
     lines += [
         "",
         "| pool | samples/s | vs multiprocessing | vs multiprocessing, Debian's python |",
@@ -212,6 +227,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        small = Path(tmp) / "small.jsonl"
+        small.write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
         report: dict[str, Any] = {
             "machine": machine(),
             "cores": os.cpu_count() or 1,
@@ -225,6 +242,8 @@ def main() -> None:
             if Path(DEBIAN_PYTHON).exists()
             else None,
             "file": file_rounds(backends, data, Path(tmp) / "out.jsonl", args.rounds),
+            # The same commands on a 5-row file: what each pays before and after its rows.
+            "startup": file_rounds(backends, small, Path(tmp) / "out.jsonl", args.rounds),
             "pool": pool_rounds(backends, data, rows, args.rounds),
         }
     markdown = _markdown(report)
