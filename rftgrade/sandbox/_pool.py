@@ -21,6 +21,7 @@ from typing import Any
 
 from rftgrade._executors import PythonCall, PythonOutcome, PythonProgram
 from rftgrade.sandbox._backend import SandboxBackend
+from rftgrade.sandbox._blame import PoolStats, after_out_of_step, after_silence
 from rftgrade.sandbox._channel import Channel, ChannelClosed
 from rftgrade.sandbox._chunks import Chunk, chunk_bounds
 from rftgrade.sandbox._limits import Limits
@@ -56,17 +57,6 @@ class _Slot:
     outcomes: a reply for it arriving later shows that a forged frame answered it."""
 
 
-@dataclass
-class _Stats:
-    spawned: int = 0
-    recycled: int = 0
-    crashed: int = 0
-    timeouts: int = 0
-    samples: int = 0
-    started_ahead: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 _Token = _Slot | asyncio.Future[_Slot] | None
 
 # What a worker is after answering a chunk.
@@ -100,7 +90,7 @@ class WorkerPool:
         self.limits = limits
         self.recycle_after = recycle_after
         self.chunk_size = chunk_size
-        self.stats = _Stats()
+        self.stats = PoolStats()
         self.batches = 0
         """Batches running on this pool (its executor closes an evicted pool when none is)."""
         self.evicted = False
@@ -378,7 +368,7 @@ class WorkerPool:
                     frame = await slot.channel.recv(None)
                 results = parse_results(frame, request_id, answered, len(indices), chunk.careful)
             except OutOfStep as exc:
-                return _DEAD, self._out_of_step(slot, chunk, answered, exc, outcomes)
+                return _DEAD, after_out_of_step(self.stats, slot, chunk, answered, exc, outcomes)
             except (TimeoutError, ChannelClosed) as exc:
                 if time.monotonic() >= deadline:
                     # The batch's time is up: the rest stay unanswered (run() flags
@@ -388,7 +378,9 @@ class WorkerPool:
                 named: int | None = answered if timed_out and running else None
                 if timed_out and not running:
                     named = await self._started_last(slot, request_id, answered, len(indices))
-                return _DEAD, self._blame(slot, chunk, answered, exc, outcomes, limit, started, named)
+                return _DEAD, after_silence(
+                    self.stats, slot, chunk, answered, exc, outcomes, limit, started, named
+                )
             recycle = apply_results(results, indices, answered, outcomes)
             count = len(results.rewards)
             answered += count
@@ -402,99 +394,12 @@ class WorkerPool:
                 return _RECYCLED, [Chunk(rest, careful=chunk.careful)] if rest else []
         return _LIVE, []
 
-    def _out_of_step(
-        self,
-        slot: _Slot,
-        chunk: Chunk,
-        answered: int,
-        exc: OutOfStep,
-        outcomes: list[PythonOutcome | None],
-    ) -> list[Chunk]:
-        """A frame broke the one-reply-per-sample rule (a second reply for a sample,
-        a reply for one not in flight, another request's): the worker's stream can no
-        longer be trusted (the caller discards it). Every outcome it gave in this
-        chunk is withdrawn and the chunk re-run carefully; in a careful run a second
-        reply for the sample just answered flags that sample, any other break the one
-        in flight (it is the only one grading while frames come one per sample)."""
-        self.stats.crashed += 1
-        indices = chunk.indices
-        again: list[Chunk] = []
-        if exc.stale and slot.last is not None and slot.last[0] == exc.request and slot.last[2] is outcomes:
-            # A late reply for the request answered before this one (same batch): a
-            # forged frame answered that one in full; withdraw it and re-run it too.
-            for i in slot.last[1].indices:
-                outcomes[i] = None
-            again.append(Chunk(slot.last[1].indices, careful=True))
-        slot.last = None
-        if not chunk.careful:
-            for i in indices[:answered]:
-                outcomes[i] = None
-            return [*again, Chunk(indices, careful=True)]
-        if exc.stale and answered == 0 and not chunk.retried:
-            # Most likely the rest of the request before this one on the same worker
-            # (answered in full by a forged frame): nothing of this chunk is to blame yet.
-            return [*again, Chunk(indices, careful=True, retried=True)]
-        culprit = answered - 1 if exc.second_reply else answered
-        if culprit >= len(indices):
-            return []
-        outcomes[indices[culprit]] = PythonOutcome(
-            error="runtime",
-            error_type="InvalidReply",
-            details=f"the worker's replies broke the protocol while it graded this sample: {exc}",
-        )
-        rest = indices[culprit + 1 :]
-        return [*again, Chunk(rest, careful=True)] if rest else again
-
     async def _started_last(self, slot: _Slot, request_id: int, answered: int, size: int) -> int | None:
         """The sample a silent worker started last, from its progress page (a worker
         blocked in C code holding the GIL sends no progress frame). Only a worker that
         grades in its own process writes one: a forked sample could forge it."""
         position = await slot.channel.started_last(request_id) if self.isolation == "worker" else None
         return position if position is not None and answered <= position < size else None
-
-    def _blame(
-        self,
-        slot: _Slot,
-        chunk: Chunk,
-        answered: int,
-        exc: Exception,
-        outcomes: list[PythonOutcome | None],
-        limit: float,
-        started: float,
-        named: int | None = None,
-    ) -> list[Chunk]:
-        """A worker hung or died after ``answered`` replies (the caller discards it):
-        flag the culprit, re-queue the rest. ``named``: the request's index of the sample
-        the worker said (progress frame or page) it was grading when it fell silent: that
-        one hung, it is flagged now and the others re-run as they were (a hang costs its
-        batch one time limit, not two)."""
-        if named is not None:
-            # Those before it were graded but their replies never sent: run them again too.
-            index = chunk.indices[named]
-            rest = chunk.indices[answered:named] + chunk.indices[named + 1 :]
-            self.stats.timeouts += 1
-            outcomes[index] = _timed_out(
-                limit, time.perf_counter() - started + (PROGRESS_SECONDS if named == answered else 0.0)
-            )
-            return [Chunk(rest, careful=chunk.careful)] if rest else []
-        rest = chunk.indices[answered:]
-        if not chunk.careful:
-            # Replies come in batches: any unanswered sample may be the culprit.
-            # Re-run them on a fresh worker that answers after each one.
-            return [Chunk(rest, careful=True)]
-        index = rest[0]
-        if isinstance(exc, TimeoutError):
-            self.stats.timeouts += 1
-            outcomes[index] = _timed_out(limit, time.perf_counter() - started)
-        else:
-            self.stats.crashed += 1
-            outcomes[index] = PythonOutcome(
-                error="runtime",
-                error_type="WorkerDied",
-                details=f"the grading process died while grading this sample ({slot.channel.describe_exit()}): {exc}",
-                duration=time.perf_counter() - started,
-            )
-        return [Chunk(rest[1:], careful=True)] if len(rest) > 1 else []
 
     async def aclose(self) -> None:
         # Replacements started ahead: let them finish starting, then stop them below.
@@ -526,12 +431,3 @@ def _usable(successor: asyncio.Future[_Slot] | None) -> asyncio.Future[_Slot] | 
     if successor is not None and successor.done() and not successor.cancelled() and successor.exception():
         return None
     return successor
-
-
-def _timed_out(limit: float, seconds: float) -> PythonOutcome:
-    return PythonOutcome(
-        error="timeout",
-        error_type="TimeoutError",
-        details=f"grade() ran longer than {limit:g}s; its worker was killed",
-        duration=seconds,
-    )
