@@ -68,7 +68,7 @@ def build(
 
 def _ray_doctor(address: str) -> None:
     """One block per live node: its backends, as the pool actor there would find them."""
-    from rftgrade.sandbox.ray_pool import ray_doctor
+    from rftgrade.sandbox.ray_doctor import ray_doctor
 
     try:
         nodes = ray_doctor(address)

@@ -14,7 +14,7 @@ from rftgrade._exceptions import BackendUnavailableError
 from rftgrade._executors import PythonCalls, PythonOutcome, PythonProgram
 from rftgrade.sandbox._limits import Limits
 
-__all__ = ["INSTALL_HINT", "PoolActor", "import_ray", "probe_node"]
+__all__ = ["INSTALL_HINT", "PoolActor", "error_summary", "import_ray", "probe_node"]
 
 RAY_VERSION = "2.60.0"
 INSTALL_HINT = (
@@ -105,3 +105,10 @@ def probe_node() -> dict[str, Any]:
         "cpus": os.cpu_count() or 1,
         "backends": reasons,
     }
+
+
+def error_summary(exc: BaseException) -> str:
+    """``Type: first line`` of an error from Ray (its texts run to whole remote tracebacks)."""
+    text = str(exc).strip().splitlines()
+    first = next((line for line in text if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:300]}"

@@ -31,9 +31,9 @@ from rftgrade._executors import PythonCall, PythonCalls, PythonOutcome, PythonPr
 from rftgrade.sandbox._chunks import chunk_bounds
 from rftgrade.sandbox._limits import Limits
 from rftgrade.sandbox._pool import GRACE, LOAD_TIMEOUT
-from rftgrade.sandbox._ray_actor import PoolActor, import_ray, probe_node
+from rftgrade.sandbox._ray_actor import PoolActor, error_summary, import_ray
 
-__all__ = ["RayExecutor", "ray_doctor"]
+__all__ = ["RayExecutor"]
 
 KILLS_BEFORE_CAREFUL = 2
 """Actor deaths a chunk may cause before it is graded one sample at a time."""
@@ -223,7 +223,7 @@ class RayExecutor:
                     if isinstance(exc, TimeoutError):
                         reason = f"did not start within {self.start_timeout:g}s"
                     else:
-                        reason = _summary(exc)
+                        reason = error_summary(exc)
                     # Not again for a while: a node without a sandbox stays without one.
                     self._skip_until[node_id] = time.monotonic() + max(30.0, self.start_timeout)
                     self._skip_reason[node_id] = reason
@@ -241,7 +241,7 @@ class RayExecutor:
         actor.alive = False
         actor.settled.set()  # wakes feeders waiting to claim it
         self.counters["actors_lost"] += 1
-        self._last_loss = f"the pool actor on node {actor.node_id[:12]} was lost: {_summary(exc)}"
+        self._last_loss = f"the pool actor on node {actor.node_id[:12]} was lost: {error_summary(exc)}"
         try:
             self._ray.kill(actor.handle)
         except Exception:  # already gone
@@ -381,7 +381,7 @@ class RayExecutor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the actor raised: a bug, flagged for this chunk, not retried forever
-            err = PythonOutcome(error="server", error_type="ray_actor_error", details=_summary(exc))
+            err = PythonOutcome(error="server", error_type="ray_actor_error", details=error_summary(exc))
             batch.fill(chunk, [err] * size)
             return
         finally:
@@ -418,7 +418,7 @@ class RayExecutor:
                         error="runtime",
                         error_type="WorkerDied",
                         details="grading this sample killed its Ray pool actor twice "
-                        f"(last: {_summary(exc)})",
+                        f"(last: {error_summary(exc)})",
                     )
                 ],
             )
@@ -464,50 +464,3 @@ class RayExecutor:
         if self._owns_ray:
             self._ray.shutdown()
             self._owns_ray = False
-
-
-def _summary(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = next((line for line in text if line.strip()), "")
-    return f"{type(exc).__name__}: {first[:300]}"
-
-
-def ray_doctor(address: str = "auto", timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Per live node of the cluster at ``address``: its id, address, CPUs and which backends run there.
-
-    Raises:
-        BackendUnavailableError: Ray is missing or no cluster answers.
-    """
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    ray = import_ray()
-    owns = not ray.is_initialized()
-    if owns:
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level="warning")
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise BackendUnavailableError(f"--ray {address}: no Ray cluster answers there ({exc})") from exc
-    try:
-        probe = ray.remote(probe_node)
-        rows = []
-        for node in ray.nodes():
-            if not node.get("Alive"):
-                continue
-            row: dict[str, Any] = {
-                "node_id": node["NodeID"],
-                "address": node.get("NodeManagerAddress", ""),
-                "ray_cpus": node.get("Resources", {}).get("CPU", 0),
-            }
-            strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-            try:
-                found = ray.get(
-                    probe.options(num_cpus=0, scheduling_strategy=strategy).remote(), timeout=timeout
-                )
-                row["backends"] = found["backends"]
-            except Exception as exc:  # the node did not answer: say so, keep the others
-                row["error"] = _summary(exc)
-            rows.append(row)
-        return rows
-    finally:
-        if owns:
-            ray.shutdown()
