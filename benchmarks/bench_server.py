@@ -396,7 +396,7 @@ def main() -> None:
     s, k = report["server_single"], report["soak"]
     rows_md = []
     labels = {
-        "full": "`POST /v1/grade`, full OpenAI-shaped results",
+        "full": "`POST /v1/grade`, full OpenAI-shaped results (client: httpx `json=`, stdlib json)",
         "compact": '`POST /v1/grade`, `"compact": true`',
         "groups": '`POST /v1/grade`, `"groups"` (each item once), `"compact": true`',
         "openrlhf": "`POST /v1/openrlhf/reward`",
