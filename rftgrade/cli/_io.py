@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
+import bisect
+import itertools
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,37 +97,55 @@ def iter_jsonl(path: Path, *, expand_samples: bool = False) -> Iterator[JsonlRow
         yield JsonlRow(number, row, None)
 
 
-def summarize(summary: FileSummary) -> dict[str, Any]:
-    """Mean reward, distribution and error counts by flag."""
-    rewards = summary.rewards
+def summarize(summary: FileSummary, ordered: Sequence[float] | None = None) -> dict[str, Any]:
+    """Mean reward, distribution and error counts by flag (``ordered``: the rewards, sorted)."""
+    # One sort gives the extremes and the quartiles; fsum sums. The statistics module
+    # sums exactly in fractions: ~30 ms on a 50,000-row file, more than its parse.
+    rewards = sorted(summary.rewards) if ordered is None else ordered
     out: dict[str, Any] = {"rows": summary.rows, "errored_rows": summary.errored_rows}
     if rewards:
-        quantiles = (
-            statistics.quantiles(rewards, n=4, method="inclusive") if len(rewards) > 1 else [rewards[0]] * 3
-        )
+        mean = math.fsum(rewards) / len(rewards)
+        p25, median, p75 = _quartiles(rewards)
         out.update(
-            mean_reward=statistics.fmean(rewards),
-            min=min(rewards),
-            p25=quantiles[0],
-            median=quantiles[1],
-            p75=quantiles[2],
-            max=max(rewards),
-            stdev=statistics.pstdev(rewards),
+            mean_reward=mean,
+            min=rewards[0],
+            p25=p25,
+            median=median,
+            p75=p75,
+            max=rewards[-1],
+            stdev=math.sqrt(math.fsum([(r - mean) ** 2 for r in rewards]) / len(rewards)),
         )
     out["errors_by_flag"] = dict(summary.flags.most_common())
     return out
 
 
-def _histogram(rewards: Sequence[float], bins: int = 10) -> list[tuple[str, int]]:
-    if not rewards:
+def _quartiles(ordered: Sequence[float]) -> tuple[float, float, float]:
+    """``statistics.quantiles(data, n=4, method="inclusive")`` of data already sorted."""
+    if len(ordered) == 1:
+        return ordered[0], ordered[0], ordered[0]
+    m = len(ordered) - 1
+    cuts = []
+    for i in (1, 2, 3):
+        j, delta = divmod(i * m, 4)
+        cuts.append((ordered[j] * (4 - delta) + ordered[j + 1] * delta) / 4)
+    return cuts[0], cuts[1], cuts[2]
+
+
+def _histogram(ordered: Sequence[float], bins: int = 10) -> list[tuple[str, int]]:
+    """Counts of the rewards (sorted) in ``bins`` equal bins from the lowest to the highest."""
+    if not ordered:
         return []
-    lo, hi = min(rewards), max(rewards)
+    lo, hi = ordered[0], ordered[-1]
     if lo == hi:
-        return [(f"{lo:.3g}", len(rewards))]
+        return [(f"{lo:.3g}", len(ordered))]
     width = (hi - lo) / bins
-    counts = [0] * bins
-    for r in rewards:
-        counts[min(int((r - lo) / width), bins - 1)] += 1
+
+    def bin_of(r: float) -> int:
+        return min(int((r - lo) / width), bins - 1)
+
+    # bin_of never decreases along the sorted rewards: each bin's start is a bisection.
+    starts = [0, *(bisect.bisect_left(ordered, i, key=bin_of) for i in range(1, bins)), len(ordered)]
+    counts = [b - a for a, b in itertools.pairwise(starts)]
     return [
         (f"[{lo + i * width:.2f}, {lo + (i + 1) * width:.2f}{']' if i == bins - 1 else ')'}", c)
         for i, c in enumerate(counts)
@@ -134,14 +154,15 @@ def _histogram(rewards: Sequence[float], bins: int = 10) -> list[tuple[str, int]
 
 def print_summary(console: Console, graded: FileSummary) -> None:
     """The summary tables of ``rftgrade grade``: figures, reward histogram, errors by flag."""
-    summary = summarize(graded)
+    ordered = sorted(graded.rewards)
+    summary = summarize(graded, ordered)
     table = Table(title="rftgrade summary", show_header=False)
     for key in ("rows", "errored_rows", "mean_reward", "min", "median", "max", "stdev"):
         if key in summary:
             value = summary[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
-    hist = _histogram(graded.rewards)
+    hist = _histogram(ordered)
     if hist:
         peak = max(c for _, c in hist) or 1
         dist = Table(title="reward distribution", show_header=False)
