@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import fcntl
 import json
 import marshal
 import mmap
@@ -29,6 +30,7 @@ except ImportError:  # pragma: no cover - orjson ships with the sandbox extra
 __all__ = ["Channel", "ChannelClosed", "PipeChannel", "ProgressPage", "encode"]
 
 _HEADER = struct.Struct(">I")
+_PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size: no privilege needed
 # A chunk's reply: 1,024 samples of at most 8 KiB stdout and 4 KiB details each,
 # with room for JSON escapes. A bigger frame ends the worker; the rest of its
 # chunk is re-run a sample per frame, so only a sample that floods alone is lost.
@@ -160,6 +162,7 @@ class PipeChannel(Channel):
     def __init__(self, proc: asyncio.subprocess.Process, progress: ProgressPage | None = None) -> None:
         self.proc = proc
         self.progress = progress
+        _widen(proc.stdin)
 
     async def send(self, message: dict[str, Any]) -> None:
         stdin = self.proc.stdin
@@ -196,3 +199,22 @@ class PipeChannel(Channel):
         if code is None:
             return "still running"
         return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+def _widen(stream: asyncio.StreamWriter | None) -> None:
+    """Let a chunk of 1 MiB sit in the pipe to the worker (Linux's default is 64 KiB).
+
+    A 1,024-sample chunk is ~0.7 MB: in a default pipe it goes in a dozen writes,
+    each waiting for the worker to read the one before, and the host's event loop
+    wakes for every one. Side by side, ``rftgrade grade --sandbox bwrap`` on 50,000
+    rows took ~4% less time. Best effort: past ``/proc/sys/fs/pipe-max-size``, or
+    where the call does not exist, the pipe keeps its size.
+    """
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    pipe = stream.transport.get_extra_info("pipe") if stream is not None else None
+    if setsize is None or pipe is None:
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), setsize, _PIPE_BYTES)
+    except OSError:
+        pass

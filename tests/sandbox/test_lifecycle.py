@@ -318,3 +318,24 @@ def test_a_worker_that_hangs_with_a_large_chunk_queued_behind_it_is_killed() -> 
     assert results[3].errors.unresponsive_reward_error
     assert [r.reward for i, r in enumerate(results) if i != 3] == [1.0] * 79
     assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize("backend", ["process", "bwrap"])
+def test_the_pipe_to_a_worker_holds_a_whole_chunk(backend: str) -> None:
+    require_or_skip(backend_class(backend).unavailable_reason() is None, f"the {backend} sandbox")
+    import fcntl
+
+    executor = SandboxExecutor(backend, workers=1)
+    grader = Grader(
+        {"type": "python", "name": "p", "source": "def grade(s, i):\n    return 1.0\n"}, python=executor
+    )
+    try:
+        assert grader.run("x").reward == 1.0
+        (pool,) = executor._pools.values()
+        (slot,) = pool._live
+        channel = slot.channel
+        assert isinstance(channel, PipeChannel) and channel.proc.stdin is not None
+        fd = channel.proc.stdin.transport.get_extra_info("pipe").fileno()
+        assert fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) == 1 << 20
+    finally:
+        grader.close()
