@@ -12,23 +12,13 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rftgrade._exceptions import GraderValidationError, Problem
 from rftgrade._forms import read_grader_source
-from rftgrade._specs import (
-    GRADER_TYPES,
-    AnyGrader,
-    GraderSpec,
-    LabelModelGrader,
-    MultiGrader,
-    PythonGrader,
-    ScoreModelGrader,
-    StringCheckGrader,
-    TextSimilarityGrader,
-)
+from rftgrade._specs import GRADER_TYPES, AnyGrader, GraderSpec
 
 __all__ = ["GraderLike", "grader_to_dict", "load_spec", "read_grader_data", "unknown_keys"]
 
@@ -36,13 +26,9 @@ GraderLike = AnyGrader | dict[str, Any] | str | Path
 """A grader as JSON text, a dict, a path to a ``.json`` file, or a spec model."""
 
 _MODELS: dict[str, type[BaseModel]] = {
-    "string_check": StringCheckGrader,
-    "text_similarity": TextSimilarityGrader,
-    "python": PythonGrader,
-    "score_model": ScoreModelGrader,
-    "label_model": LabelModelGrader,
-    "multi": MultiGrader,
+    model.model_fields["type"].default: model for model in get_args(AnyGrader)
 }
+"""Each grader type's model, by its ``type`` (the union's members)."""
 _adapter: TypeAdapter[AnyGrader] | None = None
 
 

@@ -327,3 +327,14 @@ def test_bad_json_file_reports_line(tmp_path: Any) -> None:
     path.write_text('{"type": "string_check",\n "name": }')
     (problem,) = rftgrade.validate(path).problems
     assert "line 2" in problem.message
+
+
+def test_each_type_is_validated_by_its_own_model_and_an_unknown_type_by_the_union() -> None:
+    from rftgrade._load import _MODELS
+    from rftgrade._specs import GRADER_TYPES
+
+    assert sorted(_MODELS) == sorted(GRADER_TYPES)
+    with pytest.raises(GraderValidationError) as info:
+        load_spec({**string_check(), "type": "string_chek"})  # not a key of _MODELS: the union says why
+    (problem,) = info.value.problems
+    assert problem.path == "type" and "did you mean `string_check`" in problem.message
