@@ -63,14 +63,13 @@ class ContainerChannel(Channel):
         return out
 
     async def kill(self) -> None:
-        try:
-            self.container.reload()
-            state = self.container.attrs.get("State", {})
-            self._exit = f"exit code {state.get('ExitCode')}" + (
-                ", OOM-killed" if state.get("OOMKilled") else ""
-            )
-        except Exception:
-            self._exit = "gone"
+        # Shielded: a caller cancelled meanwhile must not leave the container running.
+        await asyncio.shield(self._kill())
+
+    async def _kill(self) -> None:
+        # The engine's requests run off the event loop: it serves every other worker
+        # (and, in the server, every client) meanwhile.
+        await asyncio.to_thread(self._read_exit)
         try:
             self.sock.close()
         except OSError:
@@ -81,6 +80,16 @@ class ContainerChannel(Channel):
             pass
         if self.progress is not None:
             self.progress.close()
+
+    def _read_exit(self) -> None:
+        try:
+            self.container.reload()
+            state = self.container.attrs.get("State", {})
+            self._exit = f"exit code {state.get('ExitCode')}" + (
+                ", OOM-killed" if state.get("OOMKilled") else ""
+            )
+        except Exception:
+            self._exit = "gone"
 
     def describe_exit(self) -> str:
         return self._exit
