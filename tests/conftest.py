@@ -32,6 +32,21 @@ def string_check(op: str = "eq", **kw: Any) -> dict[str, Any]:
     }
 
 
+def constant_python(reward: float, name: str = "p") -> dict[str, Any]:
+    """A python grader that gives every sample ``reward``."""
+    return {"type": "python", "name": name, "source": f"def grade(sample, item):\n    return {reward!r}\n"}
+
+
+def score_model(model: str, name: str) -> dict[str, Any]:
+    """A score_model grader asking ``model`` about the sample's text."""
+    return {
+        "type": "score_model",
+        "name": name,
+        "model": model,
+        "input": [{"role": "user", "content": "{{ sample.output_text }}"}],
+    }
+
+
 @pytest.fixture
 def examples() -> Path:
     return EXAMPLES

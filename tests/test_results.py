@@ -13,7 +13,7 @@ import rftgrade
 from rftgrade import ERROR_FLAGS, Grader, GradeResult
 from rftgrade._graders.model import parse_label, parse_score
 
-from .conftest import string_check
+from .conftest import constant_python, score_model, string_check
 
 
 def test_fourteen_flags_in_openai_order() -> None:
@@ -43,13 +43,8 @@ def multi(**graders: dict[str, Any]) -> dict[str, Any]:
     return {"type": "multi", "name": "m", "graders": graders, "calculate_output": " + ".join(graders)}
 
 
-PY = {"type": "python", "name": "p", "source": "def grade(sample, item):\n    return 1.0\n"}
-SCORE = {
-    "type": "score_model",
-    "name": "s",
-    "model": "judge",
-    "input": [{"role": "user", "content": "{{ sample.output_text }}"}],
-}
+PY = constant_python(1.0)
+SCORE = score_model("judge", "s")
 
 
 def provoke(flag: str) -> rftgrade.GradeResult:

@@ -10,15 +10,10 @@ from rftgrade import Grader, build_runtime
 from rftgrade._registry import GraderRegistry
 from rftgrade.sandbox import SandboxExecutor
 
-from .conftest import string_check
+from .conftest import constant_python, score_model, string_check
 
-PY = {"type": "python", "name": "p", "source": "def grade(sample, item):\n    return 0.5\n"}
-JUDGE = {
-    "type": "score_model",
-    "name": "j",
-    "model": "gpt-4o-mini",
-    "input": [{"role": "user", "content": "{{ sample.output_text }}"}],
-}
+PY = constant_python(0.5)
+JUDGE = score_model("gpt-4o-mini", "j")
 
 
 def _live_workers(executor: SandboxExecutor) -> int:

