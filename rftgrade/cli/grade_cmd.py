@@ -96,14 +96,16 @@ def grade_cmd(
     ray: RayOption = None,
 ) -> None:
     """Grade every row of a JSONL file; results keep the input order (identical rows are graded once)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from rftgrade._gradefile import grade_jsonl
-
     if not data.is_file():
         err.print(f"[red]error:[/] no data file at {data}")
         raise typer.Exit(2)
     g = open_grader(grader, sandbox, ray)
+    g.warm()  # the sandbox's workers start while the rest is imported and the file opened
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from rftgrade._gradefile import grade_jsonl
+
     sink = output.open("wb") if output else sys.stdout.buffer
 
     def skipped(message: str) -> None:

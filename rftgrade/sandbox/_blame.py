@@ -31,6 +31,8 @@ class PoolStats:
     timeouts: int = 0
     samples: int = 0
     started_ahead: int = 0
+    chunks: int = 0
+    """Chunks batches were cut into (re-runs of a failed chunk's rest not counted)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -172,8 +172,11 @@ class WorkerPool:
         if self._load_failure is not None:
             return [self._failed_load() for _ in calls]
         queue: asyncio.Queue[Chunk] = asyncio.Queue()
-        for start, stop in chunk_bounds(len(calls), self.size, self.chunk_size):
+        # `batches` counts this one: more means others share the workers (see chunk_bounds).
+        alone = self.batches <= 1
+        for start, stop in chunk_bounds(len(calls), self.size, self.chunk_size, alone=alone):
             queue.put_nowait(Chunk(list(range(start, stop)), careful=False))
+        self.stats.chunks += queue.qsize()
         runners = [
             asyncio.create_task(self._runner(queue, calls, outcomes, limit, deadline))
             for _ in range(min(self.size, queue.qsize()))

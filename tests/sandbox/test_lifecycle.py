@@ -252,6 +252,46 @@ def test_chunks_cover_the_batch_and_shrink_towards_its_end() -> None:
                 assert len(bounds) >= workers  # every worker gets a share
 
 
+def test_a_batch_sharing_its_pool_is_cut_in_equal_chunks_one_per_worker() -> None:
+    from rftgrade.sandbox._chunks import chunk_bounds
+
+    for n in (1, 2, 3, 10, 1000, 1300, 8192, 25_001):
+        for workers in (1, 2, 8):
+            bounds = chunk_bounds(n, workers, 1024, alone=False)
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+            sizes = [stop - start for start, stop in bounds]
+            assert max(sizes) - min(sizes) <= 1 and min(sizes) > 0 and max(sizes) <= 1024
+            # No tail of small chunks: as few as every worker getting one allows.
+            assert len(bounds) == max(min(workers, n), -(-n // 1024))
+
+
+def test_batches_sharing_a_pool_skip_the_small_tail_chunks() -> None:
+    # A batch alone shrinks its chunks towards its end (its workers finish
+    # together); batches in flight together keep the workers busy anyway, so each
+    # is cut in one chunk per worker: fewer frames for the same samples.
+    from rftgrade.sandbox._chunks import chunk_bounds
+
+    executor = SandboxExecutor("process", workers=2)
+    source = "def grade(sample, item):\n    return float(item['n'])\n"
+    grader = Grader({"type": "python", "name": "n", "source": source}, python=executor)
+    rows = [{"sample": "x", "item": {"n": n}} for n in range(1000)]
+
+    async def three() -> list[list[float]]:
+        batches = await asyncio.gather(*(grader.arun_batch(rows) for _ in range(3)))
+        return [[r.reward for r in results] for results in batches]
+
+    try:
+        assert [r.reward for r in grader.run_batch(rows)] == [float(n) for n in range(1000)]
+        alone = executor.stats()[0]["chunks"]
+        assert alone == len(chunk_bounds(1000, 2, 1024)) > 2
+        assert asyncio.run(three()) == [[float(n) for n in range(1000)]] * 3
+        # The first starts alone; the two that join it find it running.
+        assert executor.stats()[0]["chunks"] - alone == alone + 2 + 2
+    finally:
+        grader.close()
+
+
 @pytest.mark.parametrize("culprit", [0, 57, 299])
 @pytest.mark.parametrize("backend", ["process", "docker"])
 def test_a_worker_dying_with_a_chunk_sent_ahead_loses_no_other_sample(backend: str, culprit: int) -> None:
