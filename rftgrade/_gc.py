@@ -41,11 +41,20 @@ def set_gc_pausing(enabled: bool) -> None:
 
 
 @contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector for the ``with`` block, where pausing is on and it is not already off."""
+def gc_paused(*, freeze: bool = False) -> Iterator[None]:
+    """Pause the cyclic collector for the ``with`` block, where pausing is on and it is not already off.
+
+    ``freeze`` also moves every object alive now out of the collector's sight
+    (:func:`gc.freeze`) for the rest of the process: a long burst that collects
+    now and then (``rftgrade grade`` on a big file) then traverses only what the
+    burst made, not every imported module again (a 19 ms collection, holding the
+    GIL that the workers' feeder needs, became ~1 ms).
+    """
     if not _pausing or not gc.isenabled():
         yield
         return
+    if freeze:
+        gc.freeze()
     gc.disable()
     try:
         yield

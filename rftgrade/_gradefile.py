@@ -153,8 +153,9 @@ def grade_jsonl(
     fh = source.open("rb") if isinstance(source, Path) else source
     grader.warm()  # the workers start while the first batches are read
     # The CLI's process is its own (set_gc_pausing): the batches' objects hold no
-    # cycles, so the collector is paused, and run now and then for anything else.
-    with gc_paused():
+    # cycles, so the collector is paused, and run now and then for anything else
+    # (over what the file made only: what was alive before is frozen).
+    with gc_paused(freeze=True):
         try:
             for done, batch in enumerate(_batches(fh, batch_rows, block_bytes)):
                 if batch.samples:

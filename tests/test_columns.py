@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +128,28 @@ def test_the_library_leaves_a_host_process_collector_alone(monkeypatch: pytest.M
     finally:
         set_gc_pausing(False)
     assert calls == ["disable"] and gc.isenabled()
+
+
+def test_a_file_graded_in_rftgrades_own_process_collects_only_what_it_made(tmp_path: Path) -> None:
+    # grade_jsonl freezes what was alive before it (the imports, the caller's data)
+    # when the process is rftgrade's own, so its now-and-then collections are small;
+    # in a host process it leaves the collector as it is.
+    import gc
+
+    from rftgrade._gc import set_gc_pausing
+    from rftgrade._gradefile import grade_jsonl
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"sample": "1", "item": {"answer": "1"}}) + "\n" for _ in range(20)))
+    grader = Grader(string_check())
+    gc.unfreeze()
+    grade_jsonl(grader, data, None)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    set_gc_pausing(True)
+    try:
+        summary = grade_jsonl(grader, data, None)
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
+    finally:
+        set_gc_pausing(False)
+        gc.unfreeze()
+    assert summary.rows == 20 and list(summary.rewards) == [1.0] * 20
