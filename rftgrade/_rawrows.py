@@ -110,7 +110,9 @@ def _split(data: dict[str, Any]) -> tuple[Any, Any, None] | tuple[None, None, st
     return sample, item, None
 
 
-def parse_row_block(block: bytes, first_line: int) -> tuple[list[Any], list[Any], list[tuple[int, int, str]]]:
+def parse_row_block(
+    block: bytes | memoryview, first_line: int
+) -> tuple[list[Any], list[Any], list[tuple[int, int, str]]]:
     """Every row of ``block`` (whole JSONL lines): ``(samples, items, bad)``, where
     ``bad`` holds ``(position among the block's rows, line number, why)`` for each
     line that is not a row; ``first_line`` is the number of the block's first line.
@@ -129,7 +131,10 @@ def parse_row_block(block: bytes, first_line: int) -> tuple[list[Any], list[Any]
     return [row.sample for row in rows], [RawItem(row.item) for row in rows], []
 
 
-def _line_by_line(block: bytes, first_line: int) -> tuple[list[Any], list[Any], list[tuple[int, int, str]]]:
+def _line_by_line(
+    block: bytes | memoryview, first_line: int
+) -> tuple[list[Any], list[Any], list[tuple[int, int, str]]]:
+    block = bytes(block)  # a block with other rows than {item, sample} ones: rare, and split by line
     samples: list[Any] = []
     items: list[Any] = []
     bad: list[tuple[int, int, str]] = []

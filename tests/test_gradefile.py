@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rftgrade import Grader
 from rftgrade._gradefile import grade_jsonl
@@ -176,3 +178,43 @@ def test_crlf_lines_and_a_byte_order_mark_are_read() -> None:
     summary = grade_jsonl(Grader(string_check("eq")), io.BytesIO(data), sink)
     assert [json.loads(x)["reward"] for x in sink.getvalue().splitlines()] == [1.0, 0.0]
     assert summary.unreadable == 0
+
+
+class _ReadOnly(io.RawIOBase):
+    """A stream with read() and no readinto(): blocks are cut the same way."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(size)
+
+    readinto = None  # type: ignore[assignment]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+    last_newline=st.booleans(),
+    bom=st.booleans(),
+    size=st.integers(min_value=1, max_value=64),
+    read_only=st.booleans(),
+)
+def test_blocks_are_whole_lines_numbered_from_the_file(
+    lines: list[bytes], last_newline: bool, bom: bool, size: int, read_only: bool
+) -> None:
+    from rftgrade._gradefile import _blocks
+
+    text = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    data = (b"\xef\xbb\xbf" if bom else b"") + text
+    stream: Any = _ReadOnly(data) if read_only else io.BytesIO(data)
+    blocks = [(bytes(block), number) for block, number in _blocks(stream, size)]
+    assert b"".join(block for block, _ in blocks) == text
+    assert all(block.endswith(b"\n") for block, _ in blocks[:-1]) and all(block for block, _ in blocks)
+    expected = 1
+    for block, number in blocks:
+        assert number == expected
+        expected += block.count(b"\n")
