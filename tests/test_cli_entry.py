@@ -3,6 +3,7 @@ runs that way as it does in the full app."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -56,3 +57,30 @@ def test_an_unknown_command_gets_the_full_apps_error() -> None:
     result = CliRunner().invoke(app_for(["rftgrade", "grde"]), ["grde"])
     assert result.exit_code == 2
     assert "grde" in result.output
+
+
+@pytest.mark.parametrize("preset", [None, "logfire"])
+def test_the_cli_skips_pydantics_plugin_scan_unless_the_user_set_it(preset: str | None) -> None:
+    # The scan reads every installed distribution's metadata on the first model
+    # build (slow in a trainer's big environment); the CLI turns it off, and a
+    # value the user set (here: only one plugin off) is left as it is.
+    probe = (
+        "import importlib.metadata, os, sys\n"
+        "scans = []\n"
+        "real = importlib.metadata.distributions\n"
+        "importlib.metadata.distributions = lambda *a, **k: (scans.append(1), real(*a, **k))[1]\n"
+        f"sys.argv = ['rftgrade', 'validate', {str(EXAMPLES / 'math_answer' / 'grader.json')!r}]\n"
+        "from rftgrade.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(os.environ['PYDANTIC_DISABLE_PLUGINS'], bool(scans))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True, env=env
+    )
+    value, scanned = out.stdout.strip().splitlines()[-1].split()
+    assert value == (preset or "__all__")
+    # With the scan off, nothing on this path lists the installed distributions.
+    assert scanned == ("True" if preset else "False")

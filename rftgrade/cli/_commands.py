@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Iterable
 
@@ -74,6 +75,11 @@ def main() -> None:
 
     # The CLI owns its process: pausing the cyclic collector over a batch is its call to make.
     set_gc_pausing(True)
+    # Nor does it load pydantic's plugins (observability hooks found through entry
+    # points): the scan reads every installed distribution's metadata when the first
+    # grader model is built, ~10 ms here and more in a trainer's environment of
+    # hundreds of packages. A value the user set is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app_for(sys.argv)()
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -76,6 +78,22 @@ def run_cmd(
         _print_result(result)
 
 
+@contextmanager
+def _progress_bar(show: bool, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A bar over ``total`` bytes while the block runs; yields what advances it
+    (``None`` when no bar is shown: rich's progress module is then not imported)."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("grading"), BarColumn(), TimeRemainingColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("grade", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 def grade_cmd(
     grader: Annotated[Path, typer.Argument(help="Grader JSON file.")],
     data: Annotated[
@@ -102,8 +120,6 @@ def grade_cmd(
     g = open_grader(grader, sandbox, ray)
     g.warm()  # the sandbox's workers start while the rest is imported and the file opened
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from rftgrade._gradefile import grade_jsonl
 
     sink = output.open("wb") if output else sys.stdout.buffer
@@ -111,24 +127,13 @@ def grade_cmd(
     def skipped(message: str) -> None:
         err.print(f"[yellow]skipped[/] {message}", highlight=False)
 
+    # A bar only where someone can watch it: not between results on stdout, and not
+    # into a log or a pipe (where rich would draw nothing but still run its thread).
+    show_bar = output is not None and err.is_terminal
     try:
-        with Progress(
-            TextColumn("grading"),
-            BarColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=output is None,  # results go to stdout: no bar between them
-        ) as progress:
-            task = progress.add_task("grade", total=data.stat().st_size)
+        with _progress_bar(show_bar, data.stat().st_size) as advance:
             summary = grade_jsonl(
-                g,
-                data,
-                sink,
-                compact=compact,
-                batch_rows=batch_size,
-                on_skip=skipped,
-                on_progress=lambda n: progress.advance(task, n),
+                g, data, sink, compact=compact, batch_rows=batch_size, on_skip=skipped, on_progress=advance
             )
     finally:
         if output:
