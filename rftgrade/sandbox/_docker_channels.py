@@ -12,6 +12,7 @@ import struct
 from typing import Any
 
 from rftgrade.sandbox._channel import Channel, ChannelClosed, encode
+from rftgrade.sandbox._engine import ContainerRef
 
 __all__ = ["PROGRESS_FILE", "AttachChannel", "ContainerChannel", "SocketChannel"]
 
@@ -33,7 +34,7 @@ class ContainerChannel(Channel):
     blames the right sample.
     """
 
-    def __init__(self, container: Any, sock: socket.socket) -> None:
+    def __init__(self, container: ContainerRef, sock: socket.socket) -> None:
         self.container = container
         self.sock = sock
         sock.setblocking(False)
@@ -75,7 +76,7 @@ class ContainerChannel(Channel):
         except OSError:
             pass
         try:
-            await asyncio.to_thread(self.container.remove, force=True)
+            await asyncio.to_thread(self.container.remove)
         except Exception:  # already removed
             pass
         if self.progress is not None:
@@ -108,9 +109,10 @@ class AttachChannel(ContainerChannel):
     """Frames over a container's attach socket: stdout comes in frames of the
     engine's own (8-byte headers), which are unwrapped here."""
 
-    def __init__(self, container: Any, sock: socket.socket, holder: Any) -> None:
+    def __init__(self, container: ContainerRef, sock: socket.socket, holder: Any, sdk_container: Any) -> None:
         super().__init__(container, sock)
         self._holder = holder  # keeps the HTTP response (and so the socket) alive
+        self._sdk_container = sdk_container  # the SDK's model of it, for exec
         self._raw = bytearray()
         self._pending = 0  # bytes of the current stdout frame still to come
         self._skip = 0  # bytes of a non-stdout frame still to drop
@@ -157,5 +159,7 @@ class AttachChannel(ContainerChannel):
 
     def _read_page(self) -> bytes | None:
         # head -c: the grader may have swapped the file for a link to /dev/zero.
-        code, out = self.container.exec_run(["/bin/head", "-c", str(_PAGE.size), PROGRESS_FILE], stderr=False)
+        code, out = self._sdk_container.exec_run(
+            ["/bin/head", "-c", str(_PAGE.size), PROGRESS_FILE], stderr=False
+        )
         return out if code == 0 and isinstance(out, bytes) else None
