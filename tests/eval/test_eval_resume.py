@@ -104,8 +104,15 @@ def test_ctrl_c_keeps_what_was_sampled(server: FakeModelServer, tmp_path: Path) 
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "rftgrade", "eval", str(tmp_path / "grader.json"), str(data), "--model",
             "base-model", "-n", "2", "--concurrency", "2", "--base-url", server.base_url, "--out", str(out)]  # fmt: skip
+    # Ctrl-C must reach the child even where this run inherited SIGINT ignored (a job
+    # started in the background by a non-interactive shell, as some CI runners do):
+    # Python keeps an ignored SIGINT ignored, and the run would finish with 0.
     proc = subprocess.Popen(
-        argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
+        argv,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     store = out / "samples.jsonl"
     deadline = time.time() + 60
