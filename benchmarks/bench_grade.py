@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import machine, parallel_capacity, write
+from benchmarks._common import compile_package, machine, parallel_capacity, write
 from benchmarks.bench_sandbox import CHIP, chip_rows
 from rftgrade import Grader
 from rftgrade.sandbox._select import backend_class
@@ -173,7 +173,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['cores']} cores (parallel capacity {report['parallel_capacity_cores']:.2f}); "
         f"this interpreter: Python {report['machine']['python']} ({sys.executable}); "
-        f"sandboxes and 'debian' sides: {report['debian_python']}. Median of {report['rounds']} interleaved rounds.",
+        f"sandboxes and 'debian' sides: {report['debian_python']}. Median of {report['rounds']} interleaved rounds; "
+        f"rftgrade's bytecode {'compiled first, as an installed copy has it' if report.get('rftgrade_bytecode_compiled') else 'NOT compiled'}.",
         "",
         "| command | seconds (median) | vs plain script | vs plain script, Debian's python |",
         "|---|---:|---:|---:|",
@@ -224,6 +225,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = [b for b in ("bwrap", "docker") if backend_class(b).unavailable_reason() is None]
     rows = chip_rows(args.rows)
+    bytecode = compile_package()  # as an installed rftgrade has it (see compile_package)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -235,6 +237,7 @@ def main() -> None:
             "parallel_capacity_cores": parallel_capacity(),
             "rows": args.rows,
             "rounds": args.rounds,
+            "rftgrade_bytecode_compiled": bytecode,
             "interpreter": sys.executable,
             "debian_python": subprocess.run(
                 [DEBIAN_PYTHON, "--version"], capture_output=True, text=True
