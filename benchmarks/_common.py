@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import random
 import time
@@ -39,6 +40,22 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds every process of this machine has spent so far (``/proc/stat``:
+    all but idle and iowait), or ``None`` where there is no ``/proc/stat``.
+
+    Taken around a whole command it counts what the command's own process does not:
+    its sandbox workers, and the Docker engine's daemons starting and removing them.
+    """
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - fields[3] - fields[4]) / ticks
 
 
 def compile_package() -> bool:
