@@ -14,6 +14,8 @@ runs under this interpreter (the trainer's) and under Debian's ``/usr/bin/python
 (2) The anchor: the grader in an unsandboxed ``multiprocessing.Pool`` over all
 cores (what verl's parallel reward managers do), against ``Grader.run_batch`` on a
 warm sandbox pool (worker isolation), on the same rows; pools warm on both sides.
+The sandboxed pool runs twice a round: with this process's collector left alone (a
+trainer's default) and with ``rftgrade.set_gc_pausing(True)`` (``*_gc_paused``).
 
 Rounds are interleaved (every side once per round) and each ratio is taken within
 a round: this machine's speed moves by 2x within minutes. Run: ``python -m
@@ -36,7 +38,7 @@ from typing import Any
 
 from benchmarks._common import compile_package, machine, machine_busy_seconds, parallel_capacity, write
 from benchmarks.bench_sandbox import CHIP, chip_rows
-from rftgrade import Grader
+from rftgrade import Grader, set_gc_pausing
 from rftgrade.sandbox._select import backend_class
 
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -142,8 +144,11 @@ def pool_rounds(backends: list[str], data: Path, rows: list[dict[str, Any]], rou
     if Path(DEBIAN_PYTHON).exists():
         interpreters["multiprocessing_debian_python"] = DEBIAN_PYTHON
     graders = {b: Grader(CHIP, sandbox=b) for b in backends}
-    times: dict[str, list[float]] = {name: [] for name in [*interpreters, *backends]}
-    failures = dict.fromkeys(backends, 0)
+    # Each sandboxed pool twice a round: as a trainer's process gets it (its collector
+    # left alone) and opted in to rftgrade pausing it for the call (set_gc_pausing).
+    sides = [*backends, *(f"{b}_gc_paused" for b in backends)]
+    times: dict[str, list[float]] = {name: [] for name in [*interpreters, *sides]}
+    failures = dict.fromkeys(sides, 0)
     try:
         for grader in graders.values():
             grader.run_batch(rows[:256])  # warm: workers started, grader loaded
@@ -156,11 +161,16 @@ def pool_rounds(backends: list[str], data: Path, rows: list[dict[str, Any]], rou
                     check=True,
                 )
                 times[name] += json.loads(out.stdout)
-            for backend, grader in graders.items():
-                start = time.perf_counter()
-                results = grader.run_batch(rows)
-                times[backend].append(time.perf_counter() - start)
-                failures[backend] += sum(1 for r in results if not r.ok)
+            for side in sides:
+                grader = graders[side.removesuffix("_gc_paused")]
+                set_gc_pausing(side.endswith("_gc_paused"))
+                try:
+                    start = time.perf_counter()
+                    results = grader.run_batch(rows)
+                    times[side].append(time.perf_counter() - start)
+                finally:
+                    set_gc_pausing(False)
+                failures[side] += sum(1 for r in results if not r.ok)
                 del results
     finally:
         for grader in graders.values():
@@ -171,15 +181,15 @@ def pool_rounds(backends: list[str], data: Path, rows: list[dict[str, Any]], rou
             "seconds_per_round": times[name],
             "samples_per_s": len(rows) / statistics.median(times[name]),
         }
-    for backend in backends:
+    for side in sides:
         entry: dict[str, Any] = {
-            "seconds_per_round": times[backend],
-            "samples_per_s": len(rows) / statistics.median(times[backend]),
-            "failures": failures[backend],
+            "seconds_per_round": times[side],
+            "samples_per_s": len(rows) / statistics.median(times[side]),
+            "failures": failures[side],
         }
         for name in interpreters:
-            entry[f"vs_{name}"] = _median_ratio(times[name], times[backend])
-        report[f"sandboxed_{backend}"] = entry
+            entry[f"vs_{name}"] = _median_ratio(times[name], times[side])
+        report[f"sandboxed_{side}"] = entry
     return report
 
 

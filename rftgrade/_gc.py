@@ -16,25 +16,49 @@ At worst a collection runs a little earlier than it could have.
 Because the pause is process-wide, it is only taken where the process is
 rftgrade's own: ``rftgrade serve`` and the CLI call :func:`set_gc_pausing`. A
 trainer that calls ``Grader.run_batch`` keeps its collector as it set it, unless
-it opts in with ``rftgrade.set_gc_pausing(True)``.
+it opts in: ``rftgrade.set_gc_pausing(True)`` in its code, or
+``RFTGRADE_GC_PAUSING=1`` in its environment (for a trainer that loads the
+reward function itself: verl, OpenRLHF, TRL's scripts). Opted in, a 50,000-row
+batch on a warm sandbox pool ran 1.4-1.9x faster in ``bench_grade``: the
+collections its allocations set off walked the caller's whole heap.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["gc_paused", "set_gc_pausing"]
+__all__ = ["ENV", "gc_paused", "set_gc_pausing"]
 
-_pausing = False
+ENV = "RFTGRADE_GC_PAUSING"
+_ON = ("1", "true", "yes", "on")
+_OFF = ("", "0", "false", "no", "off")
+
+
+def _from_env() -> bool:
+    value = os.environ.get(ENV, "").strip().lower()
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ValueError(
+        f"{ENV}={os.environ[ENV]!r} is not a switch: set it to 1 (rftgrade may pause the "
+        "cyclic garbage collector while it grades a batch) or 0 (never), or unset it (0)"
+    )
+
+
+_pausing = _from_env()
 
 
 def set_gc_pausing(enabled: bool) -> None:
-    """Let rftgrade pause the cyclic collector while it grades a batch (off by default).
+    """Let rftgrade pause the cyclic collector while it grades a batch (off by default,
+    or as ``RFTGRADE_GC_PAUSING`` says).
 
-    Turn it on in a process that is mostly grading (the server and the CLI do); leave
-    it off in a host process (a trainer) whose collector rftgrade should not touch.
+    Turn it on in a process that is mostly grading (the server and the CLI do), or in
+    a trainer that wants its reward calls fast; leave it off where nothing may touch
+    the process's collector.
     """
     global _pausing
     _pausing = enabled
