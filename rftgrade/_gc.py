@@ -18,7 +18,7 @@ rftgrade's own: ``rftgrade serve`` and the CLI call :func:`set_gc_pausing`. A
 trainer that calls ``Grader.run_batch`` keeps its collector as it set it, unless
 it opts in: ``rftgrade.set_gc_pausing(True)`` in its code, or
 ``RFTGRADE_GC_PAUSING=1`` in its environment (for a trainer that loads the
-reward function itself: verl, OpenRLHF, TRL's scripts). Opted in, a 50,000-row
+reward function itself: verl, TRL's scripts). Opted in, a 50,000-row
 batch on a warm sandbox pool ran 1.4-1.9x faster in ``bench_grade``: the
 collections its allocations set off walked the caller's whole heap.
 """
