@@ -84,3 +84,16 @@ def test_the_cli_skips_pydantics_plugin_scan_unless_the_user_set_it(preset: str 
     assert value == (preset or "__all__")
     # With the scan off, nothing on this path lists the installed distributions.
     assert scanned == ("True" if preset else "False")
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_version_prints_the_packages_version(how: str) -> None:
+    import shutil
+
+    import rftgrade
+
+    script = shutil.which("rftgrade") or "rftgrade (not on PATH: pip install -e .)"
+    argv = [script, "--version"] if how == "script" else [sys.executable, "-m", "rftgrade", "--version"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"rftgrade {rftgrade.__version__}"

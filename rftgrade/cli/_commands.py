@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable
+from typing import Annotated
 
 import typer
 
@@ -42,6 +43,7 @@ def build_app(names: Iterable[str]) -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
     )
+    app.callback()(_group)
     for name in names:
         module, attribute = COMMANDS[name]
         command = getattr(importlib.import_module(module), attribute)
@@ -52,18 +54,31 @@ def build_app(names: Iterable[str]) -> typer.Typer:
     return app
 
 
-def _group() -> None:
-    pass
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from rftgrade import __version__
+
+        typer.echo(f"rftgrade {__version__}")
+        raise typer.Exit()
+
+
+def _group(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print rftgrade's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """The app's own options (the commands have theirs)."""
 
 
 def app_for(argv: list[str]) -> typer.Typer:
     """The app that runs ``argv``: its command alone when ``argv[1]`` names one, else all."""
     if len(argv) > 1 and argv[1] in COMMANDS:
-        app = build_app([argv[1]])
         # With one command and no callback, typer would run it without its name
-        # (`rftgrade FILE`); the callback keeps `rftgrade grade FILE`.
-        app.callback()(_group)
-        return app
+        # (`rftgrade FILE`); build_app's callback keeps `rftgrade grade FILE`.
+        return build_app([argv[1]])
     from rftgrade.cli.main import app as full
 
     return full
