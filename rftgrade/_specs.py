@@ -8,7 +8,7 @@ happens in :mod:`rftgrade._compile`.
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 GRADER_TYPES = ("string_check", "text_similarity", "python", "score_model", "label_model", "multi")
-STRING_CHECK_OPERATIONS = ("eq", "ne", "like", "ilike")
-TEXT_SIMILARITY_METRICS = (
+StringCheckOperation = Literal["eq", "ne", "like", "ilike"]
+TextSimilarityMetric = Literal[
     "cosine",
     "fuzzy_match",
     "bleu",
@@ -48,7 +48,10 @@ TEXT_SIMILARITY_METRICS = (
     "rouge_4",
     "rouge_5",
     "rouge_l",
-)
+]
+# The same values as tuples, for messages and checks: one list, read off the types.
+STRING_CHECK_OPERATIONS: tuple[str, ...] = get_args(StringCheckOperation)
+TEXT_SIMILARITY_METRICS: tuple[str, ...] = get_args(TextSimilarityMetric)
 
 
 class _Wire(BaseModel):
@@ -78,7 +81,7 @@ class StringCheckGrader(_GraderBase):
     type: Literal["string_check"] = "string_check"
     input: str
     reference: str
-    operation: Literal["eq", "ne", "like", "ilike"]
+    operation: StringCheckOperation
 
 
 class TextSimilarityGrader(_GraderBase):
@@ -87,19 +90,7 @@ class TextSimilarityGrader(_GraderBase):
     type: Literal["text_similarity"] = "text_similarity"
     input: str
     reference: str
-    evaluation_metric: Literal[
-        "cosine",
-        "fuzzy_match",
-        "bleu",
-        "gleu",
-        "meteor",
-        "rouge_1",
-        "rouge_2",
-        "rouge_3",
-        "rouge_4",
-        "rouge_5",
-        "rouge_l",
-    ]
+    evaluation_metric: TextSimilarityMetric
 
 
 class PythonGrader(_GraderBase):
