@@ -24,7 +24,7 @@ def commands() -> list[str]:
 
 def test_the_guide_has_each_step() -> None:
     verbs = [c.split()[1] for c in commands()]
-    assert verbs == ["validate", "eval", "grade", "check"]
+    assert verbs == ["validate", "eval", "grade", "check", "export", "export", "export"]
 
 
 def test_every_command_of_the_guide_runs_as_written(tmp_path: Path) -> None:
@@ -49,3 +49,5 @@ def test_every_command_of_the_guide_runs_as_written(tmp_path: Path) -> None:
             assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
     assert (tmp_path / "eval-out" / "eval.json").is_file()
     assert len((tmp_path / "graded.jsonl").read_text().splitlines()) == 6
+    for trainer in ("verl", "trl", "openrlhf"):
+        assert len((tmp_path / f"train-{trainer}.jsonl").read_text().splitlines()) == 4

@@ -1,4 +1,9 @@
-"""``rftgrade export nova-lambda GRADER --out DIR``: a deployable AWS Nova reward Lambda."""
+"""``rftgrade export``: a grader or a dataset for another trainer or service.
+
+``nova-lambda GRADER --out DIR``: a deployable AWS Nova reward Lambda.
+``dataset DATA --trainer T -o OUT``: an OpenAI RFT dataset as verl's, TRL's or
+OpenRLHF's, each row's item carried exactly (:mod:`rftgrade.integrations.trainer_data`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import typer
 
 __all__ = ["export_app"]
 
-export_app = typer.Typer(help="Package a grader for a managed RFT service.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Package a grader for a managed RFT service, or a dataset for a trainer.", no_args_is_help=True
+)
 
 # rftgrade's own dependencies (what ``pip install rftgrade`` brings), for the bundle.
 _FALLBACK_REQUIREMENTS = [
@@ -106,3 +113,97 @@ def nova_lambda(
     )
     if '"type": "python"' in json.dumps(data):
         typer.echo("note: python graders run in the Lambda's own Python, without a sandbox", err=True)
+
+
+_NEXT = {
+    "verl": (
+        "verl: data.train_files={out} (data.prompt_key=prompt), and the reward function "
+        "rftgrade.integrations.verl (docs/trainers/verl.md): the grader sees each row's item from "
+        "extra_info.{key}"
+    ),
+    "trl": (
+        'TRL: load_dataset("json", data_files="{out}")["train"] (parquet: "parquet") as '
+        "train_dataset, with make_reward_function (docs/trainers/trl.md): the grader sees each "
+        "row's item from the {key} column"
+    ),
+    "openrlhf": (
+        "OpenRLHF: --data.input_key messages --apply_chat_template --data.label_key item, with "
+        "--remote_rm_url at rftgrade serve (docs/trainers/openrlhf.md): the label is the item"
+    ),
+}
+
+
+@export_app.command("dataset")
+def dataset_cmd(
+    data: Annotated[Path, typer.Argument(help="An OpenAI RFT dataset (JSONL of {messages, ...} rows).")],
+    trainer: Annotated[str, typer.Option("--trainer", help="The trainer: verl, trl or openrlhf.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="The file to write: .jsonl, or .parquet (needs pyarrow).")
+    ],
+    data_source: Annotated[
+        str, typer.Option(help="verl's data_source column (its metrics' label).")
+    ] = "rftgrade",
+) -> None:
+    """Write DATA as TRAINER's dataset: each row's prompt, and its OpenAI item exactly as graders see it."""
+    from rftgrade._exceptions import DataError
+    from rftgrade.integrations.trainer_data import (
+        ITEM_KEY,
+        TRAINERS,
+        ExportSummary,
+        read_training_rows,
+        trainer_row,
+        write_rows,
+    )
+
+    if trainer not in TRAINERS:
+        typer.echo(f"error: --trainer {trainer!r} is not one of: {', '.join(TRAINERS)}", err=True)
+        raise typer.Exit(2)
+    if out.suffix not in (".jsonl", ".json", ".parquet"):
+        typer.echo(f"error: -o {out}: name a .jsonl or a .parquet file", err=True)
+        raise typer.Exit(2)
+    if not data.is_file():
+        typer.echo(f"error: no data file at {data}", err=True)
+        raise typer.Exit(2)
+    if out.resolve() == data.resolve():
+        typer.echo(
+            f"error: -o {out} is the dataset itself; write the trainer's copy to another file", err=True
+        )
+        raise typer.Exit(2)
+    summary = ExportSummary()
+    with data.open("rb") as fh:
+        rows = list(read_training_rows(fh, summary))
+    if summary.problems:
+        for problem in summary.problems[:20]:
+            typer.echo(f"  {data}: {problem}", err=True)
+        more = len(summary.problems) - 20
+        if more > 0:
+            typer.echo(f"  ... and {more} more", err=True)
+        typer.echo(
+            f"error: {len(summary.problems)} row(s) of {data} cannot be exported (above); nothing was written",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if not rows:
+        typer.echo(f"error: {data} has no rows", err=True)
+        raise typer.Exit(1)
+    try:
+        write_rows([trainer_row(row, trainer, i, data_source) for i, row in enumerate(rows)], out)
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {len(rows)} row(s) of {data} for {trainer} to {out}")
+    if summary.developer_turns:
+        typer.echo(
+            f"note: {summary.developer_turns} developer turn(s) written as system turns in the prompt "
+            "(open models' chat templates have no developer role); the item keeps them as they were"
+        )
+    if summary.samples_left_out:
+        typer.echo(
+            f"note: {summary.samples_left_out} row(s) carried samples, which training does not use: left out"
+        )
+    if summary.rows_with_tools:
+        typer.echo(
+            f"note: {summary.rows_with_tools} row(s) have tools or response_format: the item keeps them, "
+            "the prompt does not (give the trainer its tools in its own config)"
+        )
+    typer.echo("next: " + _NEXT[trainer].format(out=out, key=ITEM_KEY))

@@ -10,13 +10,13 @@ server's routes only call it.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from rftgrade._columns import Columns
+from rftgrade.integrations.trainer_data import exported_item
 
 __all__ = [
     "DEFAULT_STRIP_TOKENS",
@@ -78,19 +78,6 @@ def strip_special_tokens(text: str, tokens: Sequence[str] = DEFAULT_STRIP_TOKENS
     return text
 
 
-def _label_item(label: Any) -> dict[str, Any] | None:
-    """A label that is a JSON object (or its text) is the item itself."""
-    if isinstance(label, dict):
-        return dict(label)
-    if isinstance(label, str) and label.lstrip().startswith("{"):
-        try:
-            parsed = json.loads(label)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    return None
-
-
 def openrlhf_columns(
     query: Sequence[str],
     prompts: Sequence[str] | None,
@@ -113,7 +100,7 @@ def openrlhf_columns(
         label = labels[i] if i < len(labels) else None
         response = text[len(prompt) :] if prompt and text.startswith(prompt) else text
         samples.append(strip_special_tokens(response, strip_tokens))
-        item = _label_item(label)
+        item = exported_item(label)  # a JSON object (or its text) is the item itself
         if item is None:
             item = {"prompt": prompt, "label": label, "reference_answer": label, "query": text}
         else:

@@ -17,6 +17,7 @@ import types
 from typing import Any
 
 from rftgrade.integrations._client import RewardSource, grade_rewards
+from rftgrade.integrations.trainer_data import ITEM_KEY, exported_item
 
 __all__ = ["TRL_KWARGS", "make_reward_function", "rftgrade_reward"]
 
@@ -53,10 +54,14 @@ async def rftgrade_reward(
         for k, v in kwargs.items()
         if k not in TRL_KWARGS and isinstance(v, list) and len(v) == len(completions)
     }
+    exported = columns.get(ITEM_KEY)
     rows = []
     for i, completion in enumerate(completions):
-        item = {key: values[i] for key, values in columns.items()}
-        item["prompt"] = _prompt(prompts[i]) if i < len(prompts) else ""
+        # A row of `rftgrade export dataset --trainer trl` carries OpenAI's item, exactly.
+        item = exported_item(exported[i]) if exported is not None else None
+        if item is None:
+            item = {key: values[i] for key, values in columns.items()}
+            item["prompt"] = _prompt(prompts[i]) if i < len(prompts) else ""
         rows.append({"sample": _sample(completion), "item": item})
     return [failed_reward if failed else reward for reward, failed in await grade_rewards(source, rows)]
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from rftgrade.integrations._client import RewardSource, grade_rows, run_sync, sub_rewards
 from rftgrade.integrations._gather import Gatherer
+from rftgrade.integrations.trainer_data import ITEM_KEY, exported_item
 
 __all__ = ["compute_score", "compute_score_async", "compute_score_batch", "to_verl"]
 
@@ -58,6 +59,11 @@ def to_verl(result: dict[str, Any], keys: Sequence[str] | None = None) -> dict[s
 
 
 def _row(data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any) -> dict[str, Any]:
+    if isinstance(extra_info, dict) and ITEM_KEY in extra_info:
+        # A row of `rftgrade export dataset --trainer verl`: OpenAI's item, exactly.
+        exported = exported_item(extra_info[ITEM_KEY])
+        if exported is not None:
+            return {"sample": solution_str, "item": exported}
     item = {
         **(dict(extra_info) if isinstance(extra_info, dict) else {}),
         "data_source": data_source,

@@ -134,3 +134,25 @@ def test_trl_async_trainer_spawned_reward() -> None:
     result = run("trl_spawn_check.py")
     assert result["name"] == "answer_and_explanation" and result["async"] is True
     assert result["rewards"][0] == 1.0 and result["rewards"][1] < 0.5
+
+
+def test_exported_dataset_in_verl_trl_openrlhf() -> None:
+    # `rftgrade export dataset` on rows whose items differ in shape; the reward encodes a
+    # fingerprint of the item the grader was handed: equal rewards, the same item.
+    result = run("dataset_check.py")
+    own = result["own"]
+    for suffix in ("parquet", "jsonl"):
+        verl = result[f"verl/{suffix}"]  # read by verl's RLHFDataset, scored by its reward loop
+        assert verl["scores"] == own, suffix
+        assert verl["errors"] == [0.0, 0.0, 0.0], suffix
+        assert verl["raw_prompts"][0][0] == {"role": "system", "content": "Answer with the number only."}
+        assert verl["raw_prompts"][2] == [{"role": "user", "content": "Say seven as a digit."}]
+    # TRL: one GRPOTrainer step on the file loaded with `datasets`; the reward TRL logged
+    # is the grader's own on the original rows, for the completions TRL generated.
+    assert result["trl"]["columns"] == ["prompt", "rftgrade_item"]
+    assert result["trl/items_exact"] is True
+    assert result["trl"]["logged_means"] == [pytest.approx(result["trl/own_mean"], abs=1e-6)]
+    assert result["openrlhf/columns"] == ["item", "messages"] and result["openrlhf/labels_exact"] is True
+    # The trap: the item's fields as columns of their own load with datasets 5, but
+    # the string "42" comes back the number 42.
+    assert result["trap/item_columns"] == "int"
