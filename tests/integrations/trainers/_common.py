@@ -90,3 +90,23 @@ def requests_to(url: str, path: str) -> int:
         if line.startswith("rftgrade_requests_total{") and f'endpoint="{path}"' in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+def grpo_config(out: Path, *, steps: int, batch: int, generations: int, completion_length: int) -> Any:
+    """TRL's GRPOConfig for a tiny CPU run: the reward under test, then a recorder at weight 0."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        num_generations=generations,
+        max_completion_length=completion_length,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        reward_weights=[1.0, 0.0],
+    )

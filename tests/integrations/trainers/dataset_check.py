@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import emit
+from _common import emit, grpo_config
 
 ROWS: list[dict[str, Any]] = [
     {
@@ -165,7 +165,7 @@ def record(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[fl
 def trl_run(path: Path, grader: str, out: Path) -> dict[str, Any]:
     """TRL's GRPOTrainer, one step on the exported file loaded with ``datasets``."""
     from datasets import load_dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     import rftgrade.integrations.trl as adapter
     from rftgrade.testing.tiny_lm import tiny_causal_lm
@@ -173,20 +173,7 @@ def trl_run(path: Path, grader: str, out: Path) -> dict[str, Any]:
     train = load_dataset("json", data_files=str(path))["train"]
     model, tokenizer = tiny_causal_lm(seed=0)
     reward = adapter.make_reward_function(grader, sandbox="process", failed_reward=0.0)
-    args = GRPOConfig(
-        output_dir=str(out),
-        max_steps=1,
-        per_device_train_batch_size=6,
-        num_generations=2,
-        max_completion_length=4,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        seed=0,
-        reward_weights=[1.0, 0.0],
-    )
+    args = grpo_config(out, steps=1, batch=6, generations=2, completion_length=4)
     trainer = GRPOTrainer(
         model=model, reward_funcs=[reward, record], args=args, train_dataset=train, processing_class=tokenizer
     )

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import GRADER, emit, requests_to, serve, write_grader
+from _common import GRADER, emit, grpo_config, requests_to, serve, write_grader
 
 import rftgrade.integrations.trl as adapter
 from rftgrade.testing.tiny_lm import tiny_causal_lm
@@ -45,23 +45,10 @@ def record(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[fl
 
 
 def train(reward: Any, out: Path, steps: int = 2) -> list[dict[str, Any]]:
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     model, tokenizer = tiny_causal_lm(seed=0)
-    args = GRPOConfig(
-        output_dir=str(out),
-        max_steps=steps,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=6,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        seed=0,
-        reward_weights=[1.0, 0.0],
-    )
+    args = grpo_config(out, steps=steps, batch=4, generations=4, completion_length=6)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[reward, record],
