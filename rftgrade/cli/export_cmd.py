@@ -7,6 +7,7 @@ OpenRLHF's, each row's item carried exactly (:mod:`rftgrade.integrations.trainer
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -117,9 +118,10 @@ def nova_lambda(
 
 _NEXT = {
     "verl": (
-        "verl: data.train_files={out} (data.prompt_key=prompt), and the reward function "
-        "rftgrade.integrations.verl (docs/trainers/verl.md): the grader sees each row's item from "
-        "extra_info.{key}"
+        "verl (docs/trainers/verl.md), with RFTGRADE_GRADER=<your grader> in its environment: "
+        "data.train_files={out} reward.custom_reward_function.path={adapter} "
+        "reward.custom_reward_function.name=compute_score (verl <= 0.8: custom_reward_function.path=...); "
+        "the grader sees each row's item from extra_info.{key}"
     ),
     "trl": (
         'TRL: load_dataset("json", data_files="{out}")["train"] (parquet: "parquet") as '
@@ -206,4 +208,6 @@ def dataset_cmd(
             f"note: {summary.rows_with_tools} row(s) have tools or response_format: the item keeps them, "
             "the prompt does not (give the trainer its tools in its own config)"
         )
-    typer.echo("next: " + _NEXT[trainer].format(out=out, key=ITEM_KEY))
+    adapter = importlib.util.find_spec("rftgrade.integrations.verl")
+    where = adapter.origin if adapter is not None else "rftgrade/integrations/verl.py"
+    typer.echo("next: " + _NEXT[trainer].format(out=out, key=ITEM_KEY, adapter=where))

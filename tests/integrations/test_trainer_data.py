@@ -51,6 +51,10 @@ def test_each_trainer_row_has_the_prompt_and_the_item_exactly(tmp_path: Path, tr
     assert result.exit_code == 0, result.output
     assert f"wrote {len(ROWS)} row(s)" in result.output
     assert "developer turn(s) written as system turns" in result.output
+    if trainer == "verl":  # the overrides to paste, with this installation's adapter path
+        assert f"reward.custom_reward_function.path={verl_adapter.__file__}" in result.output.replace(
+            "\n", ""
+        )
     written = lines(out)
     assert len(written) == len(ROWS)
     for index, (row, original) in enumerate(zip(written, ROWS, strict=True)):
