@@ -172,8 +172,8 @@ def dataset_cmd(
         )
         raise typer.Exit(2)
     summary = ExportSummary()
-    with data.open("rb") as fh:
-        rows = list(read_training_rows(fh, summary))
+    with data.open("rb") as fh:  # first every row is checked: a bad one and nothing is written
+        count = sum(1 for _ in read_training_rows(fh, summary))
     if summary.problems:
         for problem in summary.problems[:20]:
             typer.echo(f"  {data}: {problem}", err=True)
@@ -185,15 +185,19 @@ def dataset_cmd(
             err=True,
         )
         raise typer.Exit(1)
-    if not rows:
+    if not count:
         typer.echo(f"error: {data} has no rows", err=True)
         raise typer.Exit(1)
     try:
-        write_rows([trainer_row(row, trainer, i, data_source) for i, row in enumerate(rows)], out)
+        with data.open("rb") as fh:  # then read again and written as it is read
+            rows = read_training_rows(fh, ExportSummary())
+            written = write_rows(
+                (trainer_row(row, trainer, i, data_source) for i, row in enumerate(rows)), out
+            )
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"wrote {len(rows)} row(s) of {data} for {trainer} to {out}")
+    typer.echo(f"wrote {written} row(s) of {data} for {trainer} to {out}")
     if summary.developer_turns:
         typer.echo(
             f"note: {summary.developer_turns} developer turn(s) written as system turns in the prompt "

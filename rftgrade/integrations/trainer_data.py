@@ -19,6 +19,7 @@ error naming the line and the field; the item keeps the row as it was.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,13 +180,16 @@ def trainer_row(row: TrainerRow, trainer: str, index: int, data_source: str) -> 
     raise ValueError(f"unknown trainer {trainer!r}; choose one of: {', '.join(TRAINERS)}")
 
 
-def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write ``rows`` as JSON lines, or as parquet for a ``.parquet`` path (needs pyarrow).
+def write_rows(rows: Iterable[dict[str, Any]], path: Path, batch: int = 4096) -> int:
+    """Write ``rows`` as JSON lines, or as parquet for a ``.parquet`` path (needs pyarrow);
+    the number written. A batch at a time (memory stays flat on a file of any size), to a
+    temporary file that replaces ``path`` only once every row is written.
 
     Raises:
         DataError: parquet was asked for and pyarrow is not installed.
     """
-    if path.suffix == ".parquet":
+    parquet = path.suffix == ".parquet"
+    if parquet:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -194,8 +198,38 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
                 "writing parquet needs pyarrow: pip install 'rftgrade[parquet]' (a trainer's "
                 "environment has it), or write .jsonl, which verl 0.9+, TRL and OpenRLHF read too"
             ) from None
-        pq.write_table(pa.Table.from_pylist(rows), path)
-        return
-    with path.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    written = 0
+    try:
+        if parquet:
+            writer = None
+            try:
+                for chunk in _batches(rows, batch):
+                    table = pa.Table.from_pylist(chunk)
+                    if writer is None:
+                        writer = pq.ParquetWriter(partial, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+                    written += len(chunk)
+            finally:
+                if writer is not None:
+                    writer.close()
+        else:
+            with partial.open("w", encoding="utf-8") as out:
+                for row in rows:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    written += 1
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -14,11 +14,13 @@ import pytest
 from typer.testing import CliRunner
 
 from rftgrade import Grader
+from rftgrade._exceptions import DataError
 from rftgrade.cli.main import app
 from rftgrade.integrations import trl as trl_adapter
 from rftgrade.integrations import verl as verl_adapter
 from rftgrade.integrations._client import RewardSource
 from rftgrade.integrations.openrlhf import openrlhf_columns
+from rftgrade.integrations.trainer_data import write_rows
 
 from ..conftest import EXAMPLES, require_or_skip
 
@@ -189,6 +191,38 @@ def test_parquet_has_the_same_rows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     _, jsonl = export(tmp_path, "verl")
     assert pq.read_table(out).to_pylist() == lines(jsonl)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_rows_are_written_in_batches_and_only_whole(tmp_path: Path, suffix: str) -> None:
+    import importlib.util
+
+    if suffix == "parquet":
+        require_or_skip(
+            importlib.util.find_spec("pyarrow") is not None, "pyarrow (pip install 'rftgrade[parquet]')"
+        )
+    rows = [
+        {"prompt": [{"role": "user", "content": str(i)}], "rftgrade_item": json.dumps({"i": i})}
+        for i in range(5)
+    ]
+    out = tmp_path / f"rows.{suffix}"
+    assert write_rows(iter(rows), out, batch=2) == 5
+    if suffix == "parquet":
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(out).to_pylist() == rows
+    else:
+        assert lines(out) == rows
+
+    def failing() -> Any:
+        yield from rows[:3]
+        raise DataError("row 4 broke")
+
+    with pytest.raises(DataError):
+        write_rows(failing(), out, batch=2)
+    # The file written before is untouched, and no partial file is left beside it.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    assert (pq.read_table(out).to_pylist() if suffix == "parquet" else lines(out)) == rows
 
 
 def test_parquet_without_pyarrow_says_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
