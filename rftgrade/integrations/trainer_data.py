@@ -136,6 +136,11 @@ def read_training_rows(lines: Iterable[bytes | str], summary: ExportSummary) -> 
             continue
         try:
             data = json.loads(line)
+            if isinstance(data, dict) and "messages" not in data and "item" in data:
+                raise DataError(
+                    'an {"item", "sample"} row (a graded sample) has no prompt: export takes OpenAI '
+                    'RFT rows, {"messages": [...], <the item\'s fields>}'
+                )
             if not isinstance(data, dict) or "messages" not in data:
                 raise DataError('a row is an OpenAI RFT row: {"messages": [...], <the item\'s fields>}')
             item, sample = split_row(data)  # a final assistant turn or `sample` is a sample

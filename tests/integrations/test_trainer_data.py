@@ -135,6 +135,7 @@ def test_every_bad_row_is_named_with_its_line_and_field(tmp_path: Path) -> None:
                 json.dumps({"messages": [{"role": "user", "content": "q", "tool_calls": []}]}),
                 json.dumps({"messages": [{"role": "robot", "content": "q"}]}),
                 json.dumps({"messages": []}),
+                json.dumps({"item": {"answer": "1"}, "sample": "1"}),
             ]
         )
         + "\n"
@@ -148,7 +149,8 @@ def test_every_bad_row_is_named_with_its_line_and_field(tmp_path: Path) -> None:
     assert "line 5: messages[0] has 'tool_calls'" in text
     assert "line 6: messages[0].role is 'robot'" in text
     assert "line 7: `messages` must be a non-empty list" in text
-    assert "6 row(s)" in text and "line 1:" not in text
+    assert 'line 8: an {"item", "sample"} row (a graded sample) has no prompt' in text
+    assert "7 row(s)" in text and "line 1:" not in text
     assert not out.exists()
 
 
