@@ -5,7 +5,8 @@
 (``__name__``: TRL before 1.9 reads it and names the reward's metrics with it), with TRL's signature
 ``(prompts, completions, completion_ids, **kwargs) -> list[float | None]``. It
 accepts plain-text and conversational completions, passes dataset columns into
-the item, drops TRL's own keyword arguments, and returns ``None`` (which TRL
+the item (or, for a file of ``rftgrade export dataset --trainer trl``, its
+``rftgrade_item`` column as the item), drops TRL's own keyword arguments, and returns ``None`` (which TRL
 skips) for a sample that could not be graded, unless told otherwise. A
 misconfigured grader raises when the function is made, with the fix.
 """
@@ -48,7 +49,8 @@ async def rftgrade_reward(
     failed_reward: float | None = None,
     **kwargs: Any,
 ) -> list[float | None]:
-    """Grade a TRL batch. Columns in ``kwargs`` become item fields, row by row."""
+    """Grade a TRL batch. A row's ``rftgrade_item`` column (``rftgrade export dataset``)
+    is its item, exactly; otherwise the columns in ``kwargs`` become item fields, row by row."""
     columns = {
         k: v
         for k, v in kwargs.items()

@@ -82,9 +82,11 @@ async def compute_score_async(
 ) -> dict[str, Any]:
     """verl's reward entry point as a coroutine function (the reward loop awaits it).
 
-    The sample is ``solution_str``; the item is ``extra_info`` plus ``data_source``,
-    ``ground_truth`` and ``reference_answer`` (= ``ground_truth``). Never raises for a
-    sample: a failed one scores 0 with ``rftgrade_error`` 1.0.
+    The sample is ``solution_str``; the item is ``extra_info["rftgrade_item"]`` where
+    the row has it (``rftgrade export dataset``: OpenAI's item, exactly), else
+    ``extra_info`` plus ``data_source``, ``ground_truth`` and ``reference_answer``
+    (= ``ground_truth``). Never raises for a sample: a failed one scores 0 with
+    ``rftgrade_error`` 1.0.
     """
     source, gatherer = _state()
     result = await gatherer.grade(_row(data_source, solution_str, ground_truth, extra_info))
