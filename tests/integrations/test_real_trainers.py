@@ -152,7 +152,10 @@ def test_exported_dataset_in_verl_trl_openrlhf() -> None:
     assert result["trl"]["columns"] == ["prompt", "rftgrade_item"]
     assert result["trl/items_exact"] is True
     assert result["trl"]["logged_means"] == [pytest.approx(result["trl/own_mean"], abs=1e-6)]
+    # OpenRLHF: its PromptDataset reads the file (the label column is the item's text) and
+    # its agent executor asks rftgrade serve for each prompt's reward.
     assert result["openrlhf/columns"] == ["item", "messages"] and result["openrlhf/labels_exact"] is True
+    assert result["openrlhf/scores"] == own
     # The trap: the item's fields as columns of their own load with datasets 5, but
     # the string "42" comes back the number 42.
     assert result["trap/item_columns"] == "int"

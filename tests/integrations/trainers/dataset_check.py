@@ -1,5 +1,6 @@
 """An OpenAI RFT dataset exported with ``rftgrade export dataset``, read by the trainers'
-own dataset code and graded through their reward paths (run with the trainers' venv).
+own dataset code (verl's RLHFDataset, ``datasets`` for TRL, OpenRLHF's PromptDataset)
+and graded through their reward paths (run with the trainers' venv).
 
 The rows' items differ in shape from row to row (``reference_answer`` a string, a
 list, an object), as OpenAI RFT rows may. The grader's reward encodes a fingerprint
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import emit, grpo_config
+from _common import emit, grpo_config, serve
 
 ROWS: list[dict[str, Any]] = [
     {
@@ -56,7 +57,9 @@ GRADER: dict[str, Any] = {
         "    else:\n"
         "        options = [str(ref)]\n"
         "    match = 1.0 if sample['output_text'].strip() in options else 0.0\n"
-        "    fingerprint = zlib.crc32(json.dumps(item, sort_keys=True).encode()) % 997\n"
+        "    # OpenRLHF's route adds prompt and query to an item that has none: left out here.\n"
+        "    given = {k: v for k, v in item.items() if k not in ('prompt', 'query')}\n"
+        "    fingerprint = zlib.crc32(json.dumps(given, sort_keys=True).encode()) % 997\n"
         "    return 0.5 * match + fingerprint / 2000.0\n"
     ),
 }
@@ -183,6 +186,43 @@ def trl_run(path: Path, grader: str, out: Path) -> dict[str, Any]:
     return {"columns": sorted(train.column_names), "logged_means": logged}
 
 
+def openrlhf_run(path: Path, grader: Path) -> dict[str, Any]:
+    """OpenRLHF's PromptDataset reads the file (--data.input_key messages
+    --apply_chat_template --data.label_key item); its agent executor sends each
+    prompt's label to rftgrade serve with a response."""
+    from types import SimpleNamespace
+
+    from datasets import load_dataset
+    from openrlhf.datasets.prompts_dataset import PromptDataset
+    from openrlhf_check import Engine, rollout_with, tokenizer
+
+    loaded = load_dataset("json", data_files=str(path))["train"]
+    tok = tokenizer()
+    data_args = SimpleNamespace(
+        input_key="messages", label_key="item", apply_chat_template=True, image_key="images"
+    )
+    strategy = SimpleNamespace(args=SimpleNamespace(data=data_args), is_rank_0=lambda: False)
+    dataset = PromptDataset(loaded, tok, strategy)
+    out: dict[str, Any] = {"openrlhf/columns": sorted(loaded.column_names)}
+    out["openrlhf/labels_exact"] = [json.loads(dataset[i][2]) for i in range(len(dataset))] == ROWS
+    with serve("--grader", f"g={grader}") as url:
+        rewards = [
+            asyncio.run(
+                rollout_with(
+                    f"{url}/v1/openrlhf/reward?grader=g",
+                    dataset[i][1],
+                    ANSWERS[i],
+                    dataset[i][2],
+                    tok,
+                    Engine,
+                )
+            )
+            for i in range(len(dataset))
+        ]
+    out["openrlhf/scores"] = [round(float(r[0][0] if isinstance(r[0], list) else r[0]), 6) for r in rewards]
+    return out
+
+
 def main() -> None:
     from rftgrade import Grader
     from rftgrade.testing.tiny_lm import tiny_tokenizer
@@ -239,11 +279,7 @@ def main() -> None:
 
         path = tmp / "openrlhf.jsonl"
         export(data, "openrlhf", path)
-        from datasets import load_dataset
-
-        loaded = load_dataset("json", data_files=str(path))["train"]
-        result["openrlhf/columns"] = sorted(loaded.column_names)
-        result["openrlhf/labels_exact"] = [json.loads(label) for label in loaded["item"]] == ROWS
+        result.update(openrlhf_run(path, grader))
     emit(result)
 
 

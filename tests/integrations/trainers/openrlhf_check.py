@@ -56,15 +56,19 @@ class Engine:
         return SimpleNamespace(outputs=[out])
 
 
-async def rollout(url: str, response: str, label: Any) -> Any:
+async def rollout_with(url: str, prompt: str, response: str, label: Any, tok: Any, engine: Any) -> Any:
+    """OpenRLHF's single-turn executor: ``response`` generated for ``prompt``, rewarded by ``url``."""
     from openrlhf.utils.agent import SingleTurnAgentExecutor
 
-    tok = tokenizer()
-    prompt = "<|im_start|>user\nWhat is 2+2? Answer in JSON.<|im_end|>\n<|im_start|>assistant\n"
     executor = SingleTurnAgentExecutor(remote_rm_url=url)
     params = SimpleNamespace(max_tokens=64, logprobs=None)
-    output = await executor.execute(prompt, label, params, 256, tok, Engine(tok, response))
+    output = await executor.execute(prompt, label, params, 256, tok, engine(tok, response))
     return output["reward"], output["extra_logs"]
+
+
+async def rollout(url: str, response: str, label: Any) -> Any:
+    prompt = "<|im_start|>user\nWhat is 2+2? Answer in JSON.<|im_end|>\n<|im_start|>assistant\n"
+    return await rollout_with(url, prompt, response, label, tokenizer(), Engine)
 
 
 def main() -> None:
