@@ -119,7 +119,7 @@ def nova_lambda(
 _NEXT = {
     "verl": (
         "verl (docs/trainers/verl.md), with RFTGRADE_GRADER=<your grader> in its environment: "
-        "data.train_files={out} reward.custom_reward_function.path={adapter} "
+        "data.train_files={out} (a validation file: data.val_files) reward.custom_reward_function.path={adapter} "
         "reward.custom_reward_function.name=compute_score (verl <= 0.8: custom_reward_function.path=...); "
         "the grader sees each row's item from extra_info.{key}"
     ),
