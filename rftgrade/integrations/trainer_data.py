@@ -59,7 +59,6 @@ class TrainerRow:
 
 @dataclass
 class ExportSummary:
-    rows: int = 0
     developer_turns: int = 0
     samples_left_out: int = 0
     rows_with_tools: int = 0
@@ -87,9 +86,10 @@ def _text(content: Any, where: str) -> str:
         for k, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else None
             if kind not in _TEXT_PARTS or not isinstance(part.get("text"), str):
+                what = f"a part of type {kind!r}" if kind is not None else f"a {type(part).__name__}"
                 raise DataError(
-                    f"{where}.content[{k}] is a {kind or type(part).__name__!s} part; a trainer's text "
-                    "prompt takes text only: drop the part, or prepare this row by hand"
+                    f"{where}.content[{k}] is {what}; a trainer's text prompt takes text only: drop "
+                    "the part, or prepare this row by hand"
                 )
             texts.append(part["text"])
         return "\n".join(texts)

@@ -113,7 +113,7 @@ def test_text_parts_are_joined_and_other_parts_named(tmp_path: Path) -> None:
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result, out = export(tmp_path, "verl", data)
     assert result.exit_code == 1
-    assert "line 2: messages[0].content[0] is a input_image part" in result.output
+    assert "line 2: messages[0].content[0] is a part of type 'input_image'" in result.output
     assert "nothing was written" in result.output and not out.exists()
     data.write_text(json.dumps(rows[0]) + "\n")
     result, out = export(tmp_path, "verl", data)
