@@ -172,8 +172,8 @@ def dataset_cmd(
         )
         raise typer.Exit(2)
     summary = ExportSummary()
-    with data.open("rb") as fh:  # first every row is checked: a bad one and nothing is written
-        count = sum(1 for _ in read_training_rows(fh, summary))
+    # First every row is checked: a bad one, and nothing is written.
+    count = sum(1 for _ in read_training_rows(data, summary))
     if summary.problems:
         for problem in summary.problems[:20]:
             typer.echo(f"  {data}: {problem}", err=True)
@@ -189,11 +189,8 @@ def dataset_cmd(
         typer.echo(f"error: {data} has no rows", err=True)
         raise typer.Exit(1)
     try:
-        with data.open("rb") as fh:  # then read again and written as it is read
-            rows = read_training_rows(fh, ExportSummary())
-            written = write_rows(
-                (trainer_row(row, trainer, i, data_source) for i, row in enumerate(rows)), out
-            )
+        rows = read_training_rows(data, ExportSummary())  # then read again, written as it is read
+        written = write_rows((trainer_row(row, trainer, i, data_source) for i, row in enumerate(rows)), out)
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

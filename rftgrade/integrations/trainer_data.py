@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rftgrade._exceptions import DataError
+from rftgrade._jsonl import iter_json_lines
 from rftgrade._rows import split_row
 
 __all__ = [
@@ -125,17 +126,12 @@ def _prompt(messages: Any, summary: ExportSummary) -> list[dict[str, str]]:
     return prompt
 
 
-def read_training_rows(lines: Iterable[bytes | str], summary: ExportSummary) -> Iterator[TrainerRow]:
+def read_training_rows(path: Path, summary: ExportSummary) -> Iterator[TrainerRow]:
     """The rows of an OpenAI RFT JSONL file; a line that is not one goes to ``summary.problems``."""
-    for number, line in enumerate(lines, start=1):
-        if number == 1:  # a byte-order mark some editors write at the file's start
-            line = (
-                line.removeprefix(b"\xef\xbb\xbf") if isinstance(line, bytes) else line.removeprefix("\ufeff")
-            )
-        if not line.strip():
-            continue
+    for number, data, broken in iter_json_lines(path):
         try:
-            data = json.loads(line)
+            if broken is not None:
+                raise DataError(broken)
             if isinstance(data, dict) and "messages" not in data and "item" in data:
                 raise DataError(
                     'an {"item", "sample"} row (a graded sample) has no prompt: export takes OpenAI '
@@ -150,7 +146,7 @@ def read_training_rows(lines: Iterable[bytes | str], summary: ExportSummary) -> 
             if "tools" in item or "response_format" in item:
                 summary.rows_with_tools += 1
             prompt = _prompt(item.get("messages"), summary)
-        except (ValueError, DataError) as exc:  # json's error is a ValueError
+        except DataError as exc:
             summary.problems.append(f"line {number}: {exc}")
             continue
         yield TrainerRow(number, prompt, item)
