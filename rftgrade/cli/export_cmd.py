@@ -3,12 +3,16 @@
 ``nova-lambda GRADER --out DIR``: a deployable AWS Nova reward Lambda.
 ``dataset DATA --trainer T -o OUT``: an OpenAI RFT dataset as verl's, TRL's or
 OpenRLHF's, each row's item carried exactly (:mod:`rftgrade.integrations.trainer_data`).
+``config JOB --trainer T --model M --train FILE``: the job's hyperparameters as the
+trainer's launch file, the grader wired in (:mod:`rftgrade.integrations.trainer_config`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -129,8 +133,9 @@ _NEXT = {
         "row's item from the {key} column"
     ),
     "openrlhf": (
-        "OpenRLHF: --data.input_key messages --apply_chat_template --data.label_key item, with "
-        "--remote_rm_url at rftgrade serve (docs/trainers/openrlhf.md): the label is the item"
+        "OpenRLHF 0.11: --data.prompt_dataset {out} --data.input_key messages --data.apply_chat_template "
+        "--data.label_key item, with --reward.remote_url at rftgrade serve (older OpenRLHF: "
+        "--apply_chat_template, --remote_rm_url; docs/trainers/openrlhf.md): the label is the item"
     ),
 }
 
@@ -212,3 +217,103 @@ def dataset_cmd(
     adapter = importlib.util.find_spec("rftgrade.integrations.verl")
     where = adapter.origin if adapter is not None else "rftgrade/integrations/verl.py"
     typer.echo("next: " + _NEXT[trainer].format(out=out, key=ITEM_KEY, adapter=where))
+    typer.echo(
+        f"then: `rftgrade export config JOB.json --trainer {trainer} --model MODEL --train {out}` writes "
+        "the launch file, with the job's hyperparameters and the grader wired in"
+    )
+
+
+@export_app.command("config")
+def config_cmd(
+    job: Annotated[
+        Path, typer.Argument(help="The OpenAI RFT job (its JSON: the create body or the job object).")
+    ],
+    trainer: Annotated[str, typer.Option("--trainer", help="The trainer: verl, trl or openrlhf.")],
+    model: Annotated[
+        str, typer.Option("--model", help="The open model to train (a hub id or a local path).")
+    ],
+    train: Annotated[
+        Path,
+        typer.Option("--train", help="The training rows, from `rftgrade export dataset --trainer T`."),
+    ],
+    val: Annotated[
+        Path | None, typer.Option("--val", help="Validation rows (exported the same way), for evaluation.")
+    ] = None,
+    samples_per_prompt: Annotated[
+        int, typer.Option("-n", "--samples-per-prompt", min=2, help="Samples per prompt (GRPO's group).")
+    ] = 8,
+    port: Annotated[int, typer.Option(help="OpenRLHF: the port rftgrade serve listens on.")] = 8000,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Write the file here (default: print it).")
+    ] = None,
+) -> None:
+    """Write the trainer's launch file for JOB: its hyperparameters in the trainer's terms, the grader wired in."""
+    from rftgrade._exceptions import DataError, GraderValidationError
+    from rftgrade._forms import read_grader_source
+    from rftgrade.integrations.trainer_config import RunSetup, trainer_config
+    from rftgrade.integrations.trainer_data import TRAINERS
+
+    if trainer not in TRAINERS:
+        typer.echo(f"error: --trainer {trainer!r} is not one of: {', '.join(TRAINERS)}", err=True)
+        raise typer.Exit(2)
+    for option, path in (("--train", train), ("--val", val)):
+        if path is not None and not path.is_file():
+            typer.echo(
+                f"error: {option} {path}: no such file; write it with "
+                f"`rftgrade export dataset RFT.jsonl --trainer {trainer} -o {path}`",
+                err=True,
+            )
+            raise typer.Exit(2)
+    try:
+        source = read_grader_source(job)
+    except GraderValidationError as exc:
+        typer.echo(f"error: {job}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    name = source.data.get("name") if isinstance(source.data.get("name"), str) else None
+    setup = RunSetup(
+        model=model,
+        grader=job.resolve(),
+        train=train.resolve(),
+        val=val.resolve() if val is not None else None,
+        samples_per_prompt=samples_per_prompt,
+        grader_name=re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "grader").strip("_") or "grader",
+        port=port,
+    )
+    adapter = importlib.util.find_spec("rftgrade.integrations.verl")
+    adapter_path = (
+        adapter.origin if adapter is not None and adapter.origin else "rftgrade/integrations/verl.py"
+    )
+    try:
+        made = trainer_config(
+            source,
+            setup,
+            trainer,
+            verl_adapter=adapter_path,
+            made_by=shlex.join(
+                [
+                    *("rftgrade", "export", "config", str(job), "--trainer", trainer, "--model", model),
+                    *("--train", str(train), *(("--val", str(val)) if val is not None else ())),
+                    *("-n", str(samples_per_prompt)),
+                ]
+            ),
+        )
+    except DataError as exc:
+        typer.echo(f"error: {job}: the job's settings cannot be carried over:", err=True)
+        for line in str(exc).splitlines():
+            typer.echo(f"  - {line}", err=True)
+        raise typer.Exit(2) from None
+    if out is None:
+        typer.echo(made.text, nl=False)
+        for line in made.notes:
+            typer.echo(f"note: {line}", err=True)
+        return
+    out.write_text(made.text, encoding="utf-8")
+    if made.text.startswith("#!"):
+        out.chmod(out.stat().st_mode | 0o111)
+    typer.echo(
+        f"wrote {trainer}'s launch file for {job} to {out}; run: {made.command.replace('FILE', str(out))}"
+    )
+    for setting, became in made.mapping:
+        typer.echo(f"  {setting} -> {became}")
+    for line in made.notes:
+        typer.echo(f"note: {line}")

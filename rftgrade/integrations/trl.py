@@ -9,18 +9,24 @@ the item (or, for a file of ``rftgrade export dataset --trainer trl``, its
 ``rftgrade_item`` column as the item), drops TRL's own keyword arguments, and returns ``None`` (which TRL
 skips) for a sample that could not be graded, unless told otherwise. A
 misconfigured grader raises when the function is made, with the fix.
+
+For TRL's own command line (``trl grpo --config FILE``, as ``rftgrade export config
+--trainer trl`` writes it), :func:`grader_reward` is the same function by import
+path, its grader from the environment (``RFTGRADE_GRADER``, or ``RFTGRADE_SERVER_URL``),
+which the YAML's ``env`` section sets.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import types
 from typing import Any
 
 from rftgrade.integrations._client import RewardSource, grade_rewards
 from rftgrade.integrations.trainer_data import ITEM_KEY, exported_item
 
-__all__ = ["TRL_KWARGS", "make_reward_function", "rftgrade_reward"]
+__all__ = ["TRL_KWARGS", "grader_reward", "make_reward_function", "rftgrade_reward"]
 
 TRL_KWARGS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
 """Keyword arguments TRL adds that are not dataset columns."""
@@ -66,6 +72,34 @@ async def rftgrade_reward(
             item["prompt"] = _prompt(prompts[i]) if i < len(prompts) else ""
         rows.append({"sample": _sample(completion), "item": item})
     return [failed_reward if failed else reward for reward, failed in await grade_rewards(source, rows)]
+
+
+_ENV_SOURCE: RewardSource | None = None
+_ENV_LOCK = threading.Lock()
+
+
+def _env_source() -> RewardSource:
+    """The grader the environment names, checked once (raises with the fix if misconfigured)."""
+    global _ENV_SOURCE
+    with _ENV_LOCK:
+        if _ENV_SOURCE is None:
+            source = RewardSource.from_env()
+            source.check()
+            _ENV_SOURCE = source
+        return _ENV_SOURCE
+
+
+async def grader_reward(
+    prompts: list[Any], completions: list[Any], completion_ids: list[Any] | None = None, **kwargs: Any
+) -> list[float | None]:
+    """TRL's reward function for the grader ``RFTGRADE_GRADER`` names (or the one served at
+    ``RFTGRADE_SERVER_URL``): ``trl grpo --reward_funcs rftgrade.integrations.trl.grader_reward``.
+    A sample that could not be graded is ``None``, which TRL skips.
+
+    Raises:
+        RewardSourceError: at the first batch, when the environment names no usable grader.
+    """
+    return await rftgrade_reward(prompts, completions, completion_ids, source=_env_source(), **kwargs)
 
 
 def make_reward_function(

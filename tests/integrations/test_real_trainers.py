@@ -159,3 +159,51 @@ def test_exported_dataset_in_verl_trl_openrlhf() -> None:
     # The trap: the item's fields as columns of their own load with datasets 5, but
     # the string "42" comes back the number 42.
     assert result["trap/item_columns"] == "int"
+
+
+def test_exported_config_runs_in_verl_trl_openrlhf() -> None:
+    # `rftgrade export config` on a job with every hyperparameter, its files run by the
+    # trainers' own entry points (paths with a space and a comma in them).
+    result = run("config_check.py")
+    verl = result["verl/values"]  # verl's config as Hydra composed it from the script
+    assert verl["adv_estimator"] == "grpo" and verl["n"] == 2
+    assert verl["train_batch_size"] == verl["ppo_mini_batch_size"] == 3  # batch_size: prompts a step
+    assert verl["total_epochs"] == 2 and verl["test_freq"] == 5 and verl["seed"] == 7
+    assert verl["val_n"] == 4 and verl["val_do_sample"] is True
+    assert verl["reasoning_effort"] == "low"
+    assert verl["lr"] == pytest.approx(2 * result["verl/default_lr"])  # the multiplier, on verl's own default
+    assert " " in verl["train_files"] and verl["train_files"].endswith("train-verl.jsonl")
+    assert result["verl/ray_env"]["RFTGRADE_GRADER"].endswith("job.json")
+    # verl's reward manager, built from the composed config in the Ray workers' environment.
+    assert result["verl/scores"] == result["own"]
+    # TRL: `trl grpo --config FILE` trained a step; what it logged is the grader's reward.
+    trl = result["trl/config"]
+    assert (
+        trl["per_device_train_batch_size"] * trl["gradient_accumulation_steps"] == 3 * trl["num_generations"]
+    )
+    logged = result["trl/logged"]
+    assert len(logged) == 1 and float(logged[0]["learning_rate"]) == pytest.approx(
+        2 * result["trl/default_lr"]
+    )
+    assert float(logged[0]["rewards/grader_reward/mean"]) == pytest.approx(
+        result["trl/own_noise_mean"], abs=5e-4
+    )
+    # OpenRLHF: its parser and checks took the script's flags; its reward client reached the
+    # server the script started, with each exported row's label.
+    args = result["openrlhf/args"]
+    assert args["rollout.batch_size"] == 3 and args["rollout.n_samples_per_prompt"] == 2
+    assert args["train.batch_size"] == 6 and args["train.num_episodes"] == 2 and args["train.seed"] == 7
+    assert args["algo.advantage.estimator"] == "group_norm"
+    assert args["actor.adam.lr"] == pytest.approx(2 * result["openrlhf/default_lr"])
+    assert args["eval.steps"] == 5 and args["eval.n_samples_per_prompt"] == 4
+    assert result["openrlhf/url"] == f"http://127.0.0.1:{result['openrlhf/port']}/v1/openrlhf/reward"
+    assert result["openrlhf/rewards"] == result["own"]
+    # The base rate the multiplier scales is each trainer's default.
+    from rftgrade.integrations.job_settings import BASE_LEARNING_RATE
+
+    assert (
+        result["verl/default_lr"]
+        == result["trl/default_lr"]
+        == result["openrlhf/default_lr"]
+        == BASE_LEARNING_RATE
+    )

@@ -86,8 +86,9 @@ def export(data: Path, trainer: str, out: Path) -> str:
     return done.stdout
 
 
-def verl_scores(path: Path, tokenizer: Any) -> dict[str, Any]:
-    """verl's RLHFDataset reads the file; its rows go through the reward loop's naive manager."""
+def verl_scores(path: Path, tokenizer: Any, whole: dict[str, Any] | None = None) -> dict[str, Any]:
+    """verl's RLHFDataset reads the file; its rows go through the reward loop's naive manager
+    (or the manager a ``whole`` verl config names)."""
     import numpy as np
     import torch
     from omegaconf import OmegaConf
@@ -128,7 +129,8 @@ def verl_scores(path: Path, tokenizer: Any) -> dict[str, Any]:
         },
     )
     config = OmegaConf.create(
-        {
+        whole
+        or {
             "reward": {
                 "custom_reward_function": {
                     "path": adapter.__file__,

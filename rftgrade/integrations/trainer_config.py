@@ -1,0 +1,448 @@
+"""An OpenAI RFT job's training settings as a verl, TRL or OpenRLHF run
+(``rftgrade export config``).
+
+A job carries ``method.reinforcement.hyperparameters`` (``batch_size``, ``n_epochs``,
+``learning_rate_multiplier``, ``eval_interval``, ``eval_samples``,
+``reasoning_effort``, ``compute_multiplier``) and a ``seed``. Each trainer spells
+them its own way, and some have no open equivalent. :func:`trainer_config` writes
+the trainer's own launch file (verl: a script of Hydra overrides for
+``verl.trainer.main_ppo``; TRL: a YAML for ``trl grpo --config``; OpenRLHF: a script
+that starts ``rftgrade serve`` and runs ``openrlhf.cli.train_ppo_ray``), with the
+grader wired in, and says in :attr:`TrainerConfig.mapping` what each setting became
+and in :attr:`TrainerConfig.notes` what could not be carried and why, and what the
+file sets on its own (verl's required micro-batch sizes): nothing is dropped silently.
+
+Two sizes are the team's to choose: the open model (OpenAI's models have no open
+weights) and the samples per prompt (OpenAI does not publish what
+``compute_multiplier`` multiplies). OpenAI's ``batch_size`` counts prompts per
+step, as verl's ``data.train_batch_size`` and OpenRLHF's ``rollout.batch_size`` do;
+the learning rate is the multiplier times 1e-6, the default of all three trainers
+(OpenAI's base rate is not published either).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rftgrade._exceptions import DataError
+from rftgrade._forms import GraderSource
+from rftgrade.integrations.job_settings import BASE_LEARNING_RATE, JobSettings, job_settings
+
+__all__ = ["RunSetup", "TrainerConfig", "trainer_config"]
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What the team chooses for the open run."""
+
+    model: str
+    """The open model to train: a hub id or a local path."""
+    grader: Path
+    """The job (or grader) file, which the trainer's reward reads as it is."""
+    train: Path
+    """The training rows, from ``rftgrade export dataset --trainer T``."""
+    val: Path | None = None
+    samples_per_prompt: int = 8
+    grader_name: str = "grader"
+    """OpenRLHF: the name ``rftgrade serve --grader NAME=FILE`` serves it under."""
+    port: int = 8000
+    """OpenRLHF: the port of that server, on loopback."""
+
+
+@dataclass
+class TrainerConfig:
+    """A trainer's launch file, what each job setting became, and what was not carried."""
+
+    trainer: str
+    text: str
+    """The file: a bash script (verl, OpenRLHF) or a YAML (TRL)."""
+    command: str
+    """How to run it."""
+    mapping: list[tuple[str, str]] = field(default_factory=list)
+    """(the job's setting, what it became in this trainer)."""
+    notes: list[str] = field(default_factory=list)
+
+
+def _learning_rate(multiplier: float) -> float:
+    return float(f"{BASE_LEARNING_RATE * multiplier:.6g}")  # 1e-6 x 3 is 3e-06, not 3.0000000000000004e-06
+
+
+def _common_notes(job: JobSettings, setup: RunSetup) -> list[str]:
+    if not job.from_job:
+        return [
+            "the file is a grader, not a job: no hyperparameters to carry, so the trainer's defaults "
+            "stand (pass the job's JSON to carry its batch size, epochs, learning rate and evaluation)"
+        ]
+    notes = []
+    if job.model:
+        notes.append(
+            f"model: the job trained {job.model}, which has no open weights; this run trains {setup.model}"
+        )
+    if job.compute_multiplier is not None:
+        notes.append(
+            f"compute_multiplier {job.compute_multiplier:g}: OpenAI does not publish what it multiplies; "
+            f"the nearest open setting is the samples per prompt ({setup.samples_per_prompt}, -n)"
+        )
+    if job.response_format:
+        notes.append(
+            "response_format: OpenAI constrained the sampled model's output to the job's JSON schema; the "
+            "open trainers sample freely, so the prompt must ask for that JSON (the grader reads "
+            "sample.output_json from the output text)"
+        )
+    for name, value in (("batch_size", job.batch_size), ("n_epochs", job.n_epochs)):
+        if value is None:
+            notes.append(
+                f"{name} auto: OpenAI chose it from the dataset; the trainer's default stands (set it)"
+            )
+    if setup.val is None and (job.eval_interval or job.eval_samples):
+        notes.append("eval_interval, eval_samples: no --val file, so no evaluation is set up")
+    return notes
+
+
+def _rows_in(path: Path) -> int | None:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+def _batch_note(job: JobSettings, setup: RunSetup) -> list[str]:
+    rows = _rows_in(setup.train) if setup.train.suffix in (".jsonl", ".json") else None
+    if job.batch_size is not None and rows is not None and rows < job.batch_size:
+        return [
+            f"batch_size {job.batch_size} is more prompts than {setup.train} holds ({rows}): the trainers "
+            "drop an incomplete batch, so no step would run; lower it or add rows"
+        ]
+    return []
+
+
+# -- verl ---------------------------------------------------------------------
+
+_VERL_MICRO_BATCH = 4
+_HYDRA_BARE = re.compile(r"[A-Za-z0-9_./\-:~@+]+")
+
+
+def _hydra(value: Any) -> str:
+    """A value in Hydra's override grammar (quoted where the grammar would read it otherwise)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    if _HYDRA_BARE.fullmatch(text) and text.lower() not in ("true", "false", "null", "nan", "inf"):
+        try:
+            float(text)
+        except ValueError:
+            return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _script(lines: Iterable[str], head: list[str]) -> str:
+    return "\n".join(["#!/usr/bin/env bash", *head, "set -euo pipefail", *lines]) + "\n"
+
+
+def _comment(mapping: list[tuple[str, str]], notes: list[str], made_by: str) -> list[str]:
+    out = [f"# Made by: {made_by}", "# The job's settings here:"]
+    out += [f"#   {setting} -> {became}" for setting, became in mapping]
+    if notes:
+        out.append("# Not carried over, or to check:")
+        out += [f"#   - {note}" for note in notes]
+    return out
+
+
+def _verl(job: JobSettings, setup: RunSetup, adapter: str, made_by: str) -> TrainerConfig:
+    overrides: list[tuple[str, Any]] = [
+        ("algorithm.adv_estimator", "grpo"),
+        ("actor_rollout_ref.model.path", setup.model),
+        ("data.train_files", str(setup.train)),
+        ("actor_rollout_ref.rollout.n", setup.samples_per_prompt),
+    ]
+    mapping: list[tuple[str, str]] = [
+        ("samples per prompt (-n)", f"actor_rollout_ref.rollout.n={setup.samples_per_prompt}")
+    ]
+    notes = _common_notes(job, setup) + _batch_note(job, setup)
+    if setup.val is not None:
+        overrides.append(("data.val_files", str(setup.val)))
+    if job.batch_size is not None:
+        # One update per batch, as OpenAI's: verl's mini-batch (default 256 prompts) must not exceed it.
+        overrides += [
+            ("data.train_batch_size", job.batch_size),
+            ("actor_rollout_ref.actor.ppo_mini_batch_size", job.batch_size),
+        ]
+        mapping.append(
+            (
+                f"batch_size {job.batch_size}",
+                f"data.train_batch_size={job.batch_size}, actor_rollout_ref.actor.ppo_mini_batch_size={job.batch_size}",
+            )
+        )
+    if job.n_epochs is not None:
+        overrides.append(("trainer.total_epochs", job.n_epochs))
+        mapping.append((f"n_epochs {job.n_epochs}", f"trainer.total_epochs={job.n_epochs}"))
+    if job.learning_rate_multiplier is not None:
+        lr = _learning_rate(job.learning_rate_multiplier)
+        overrides.append(("actor_rollout_ref.actor.optim.lr", lr))
+        mapping.append(
+            (
+                f"learning_rate_multiplier {job.learning_rate_multiplier:g}",
+                f"actor_rollout_ref.actor.optim.lr={lr!r} ({job.learning_rate_multiplier:g} x verl's default 1e-6)",
+            )
+        )
+    if setup.val is not None and job.eval_interval is not None:
+        overrides.append(("trainer.test_freq", job.eval_interval))
+        mapping.append((f"eval_interval {job.eval_interval}", f"trainer.test_freq={job.eval_interval}"))
+    if setup.val is not None and job.eval_samples is not None:
+        overrides.append(("actor_rollout_ref.rollout.val_kwargs.n", job.eval_samples))
+        became = f"actor_rollout_ref.rollout.val_kwargs.n={job.eval_samples}"
+        if job.eval_samples > 1:  # verl's validation is greedy unless told to sample: n copies of one answer
+            overrides.append(("actor_rollout_ref.rollout.val_kwargs.do_sample", True))
+            became += ", val_kwargs.do_sample=true"
+        mapping.append((f"eval_samples {job.eval_samples}", became))
+    if job.seed is not None:
+        overrides.append(("data.seed", job.seed))
+        mapping.append((f"seed {job.seed}", f"data.seed={job.seed} (the order of the training rows)"))
+    if job.reasoning_effort is not None:
+        overrides.append(("+data.apply_chat_template_kwargs.reasoning_effort", job.reasoning_effort))
+        mapping.append(
+            (
+                f"reasoning_effort {job.reasoning_effort}",
+                f"data.apply_chat_template_kwargs.reasoning_effort={job.reasoning_effort} "
+                "(read by chat templates that know it, such as gpt-oss's; others ignore it)",
+            )
+        )
+    # The reward: rftgrade's verl adapter, and the grader in every Ray worker's environment.
+    overrides += [
+        ("reward.custom_reward_function.path", adapter),
+        ("reward.custom_reward_function.name", "compute_score"),
+        ("+ray_kwargs.ray_init.runtime_env.env_vars.RFTGRADE_GRADER", str(setup.grader)),
+    ]
+    mapping.append(
+        ("grader", f"reward.custom_reward_function (rftgrade's verl adapter), RFTGRADE_GRADER={setup.grader}")
+    )
+    # verl refuses to start without micro-batch sizes; they trade memory for speed, not what is learned.
+    overrides += [
+        ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", _VERL_MICRO_BATCH),
+        ("actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu", _VERL_MICRO_BATCH),
+        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", _VERL_MICRO_BATCH),
+    ]
+    notes.append(
+        f"micro-batches of {_VERL_MICRO_BATCH} a GPU (actor, rollout and reference log-probs), which verl "
+        "requires: memory and speed, not what is learned; raise them to fill your GPUs"
+    )
+    notes.append(
+        "hardware, lengths and logging are verl's defaults: set trainer.n_gpus_per_node, trainer.nnodes, "
+        "data.max_prompt_length, data.max_response_length and trainer.logger for your run"
+    )
+    command = ["python3 -m verl.trainer.main_ppo \\"]
+    command += [f"  {shlex.quote(f'{key}={_hydra(value)}')} \\" for key, value in overrides]
+    command.append('  "$@"')
+    head = [
+        *_comment(mapping, notes, made_by),
+        "# verl 0.9 or newer; arguments after the script's name are more overrides.",
+        "# In verl 0.9's reward loop, reward.custom_reward_function.name=compute_score_async is faster.",
+    ]
+    return TrainerConfig("verl", _script(command, head), "bash FILE", mapping, notes)
+
+
+# -- TRL ----------------------------------------------------------------------
+
+
+def _yaml_value(value: Any) -> str:
+    """``value`` as YAML: its JSON, which YAML reads as the same value (no YAML writer
+    needed), but for a float's exponent, which YAML 1.1 (PyYAML) reads as a float only
+    after a dot: ``2e-06`` would be the string "2e-06"."""
+    text = json.dumps(value)
+    if type(value) is float and "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _yaml(entries: list[tuple[str, Any]], head: list[str]) -> str:
+    return "\n".join([*head, *(f"{key}: {_yaml_value(value)}" for key, value in entries)]) + "\n"
+
+
+def _trl(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
+    g = setup.samples_per_prompt
+    entries: list[tuple[str, Any]] = [
+        ("model_name_or_path", setup.model),
+        ("datasets", [{"path": "json", "data_files": str(setup.train), "split": "train"}]),
+        ("reward_funcs", ["rftgrade.integrations.trl.grader_reward"]),
+        ("env", {"RFTGRADE_GRADER": str(setup.grader)}),
+        ("num_generations", g),
+    ]
+    mapping: list[tuple[str, str]] = [("samples per prompt (-n)", f"num_generations: {g}")]
+    notes = _common_notes(job, setup) + _batch_note(job, setup)
+    if job.batch_size is not None:
+        # TRL counts completions: B prompts of G samples a step are G a device x B accumulated.
+        entries += [("per_device_train_batch_size", g), ("gradient_accumulation_steps", job.batch_size)]
+        mapping.append(
+            (
+                f"batch_size {job.batch_size}",
+                f"per_device_train_batch_size: {g}, gradient_accumulation_steps: {job.batch_size} "
+                f"({job.batch_size} prompts x {g} completions an optimizer step, on one process; "
+                "divide gradient_accumulation_steps by your number of processes)",
+            )
+        )
+    else:
+        entries.append(("per_device_train_batch_size", g))  # TRL needs a multiple of num_generations
+    if job.n_epochs is not None:
+        entries.append(("num_train_epochs", job.n_epochs))
+        mapping.append((f"n_epochs {job.n_epochs}", f"num_train_epochs: {job.n_epochs}"))
+    if job.learning_rate_multiplier is not None:
+        lr = _learning_rate(job.learning_rate_multiplier)
+        entries.append(("learning_rate", lr))
+        mapping.append(
+            (
+                f"learning_rate_multiplier {job.learning_rate_multiplier:g}",
+                f"learning_rate: {lr!r} ({job.learning_rate_multiplier:g} x TRL's default 1e-6)",
+            )
+        )
+    if job.seed is not None:
+        entries.append(("seed", job.seed))
+        mapping.append((f"seed {job.seed}", f"seed: {job.seed}"))
+    if job.reasoning_effort is not None:
+        entries.append(("chat_template_kwargs", {"reasoning_effort": job.reasoning_effort}))
+        mapping.append(
+            (
+                f"reasoning_effort {job.reasoning_effort}",
+                f"chat_template_kwargs: {{reasoning_effort: {job.reasoning_effort}}} "
+                "(read by chat templates that know it, such as gpt-oss's; others ignore it)",
+            )
+        )
+    if setup.val is not None:
+        notes.append(
+            "eval_interval, eval_samples, --val: `trl grpo` trains on one dataset and has no separate "
+            "validation file; evaluate with `rftgrade eval` on checkpoints, or pass eval_dataset to "
+            "GRPOTrainer yourself (docs/trainers/trl.md)"
+        )
+    notes.append(
+        "hardware, lengths and logging are TRL's defaults: set max_completion_length, bf16 and report_to"
+    )
+    head = [
+        *_comment(mapping, notes, made_by),
+        "# Run: trl grpo --config FILE (arguments after it override these).",
+    ]
+    return TrainerConfig("trl", _yaml(entries, head), "trl grpo --config FILE", mapping, notes)
+
+
+# -- OpenRLHF -----------------------------------------------------------------
+
+
+def _openrlhf(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
+    g = setup.samples_per_prompt
+    url = f"http://127.0.0.1:{setup.port}/v1/openrlhf/reward"
+    flags: list[tuple[str, Any]] = [
+        ("--actor.model_name_or_path", setup.model),
+        ("--data.prompt_dataset", str(setup.train)),
+        ("--data.input_key", "messages"),
+        ("--data.label_key", "item"),
+        ("--data.apply_chat_template", None),
+        ("--reward.remote_url", url),
+        ("--algo.advantage.estimator", "group_norm"),  # GRPO's advantage: the group's mean and std
+        ("--rollout.n_samples_per_prompt", g),
+    ]
+    mapping: list[tuple[str, str]] = [("samples per prompt (-n)", f"--rollout.n_samples_per_prompt {g}")]
+    notes = _common_notes(job, setup) + _batch_note(job, setup)
+    if job.batch_size is not None:
+        flags += [("--rollout.batch_size", job.batch_size), ("--train.batch_size", job.batch_size * g)]
+        mapping.append(
+            (
+                f"batch_size {job.batch_size}",
+                f"--rollout.batch_size {job.batch_size} (prompts), --train.batch_size {job.batch_size * g} "
+                "(their samples: one update a batch)",
+            )
+        )
+    if job.n_epochs is not None:
+        flags.append(("--train.num_episodes", job.n_epochs))
+        mapping.append((f"n_epochs {job.n_epochs}", f"--train.num_episodes {job.n_epochs}"))
+    if job.learning_rate_multiplier is not None:
+        lr = _learning_rate(job.learning_rate_multiplier)
+        flags.append(("--actor.adam.lr", lr))
+        mapping.append(
+            (
+                f"learning_rate_multiplier {job.learning_rate_multiplier:g}",
+                f"--actor.adam.lr {lr!r} ({job.learning_rate_multiplier:g} x OpenRLHF's default 1e-6)",
+            )
+        )
+    if setup.val is not None:
+        flags.append(("--eval.dataset", str(setup.val)))
+        if job.eval_interval is not None:
+            flags.append(("--eval.steps", job.eval_interval))
+            mapping.append((f"eval_interval {job.eval_interval}", f"--eval.steps {job.eval_interval}"))
+        if job.eval_samples is not None:
+            flags.append(("--eval.n_samples_per_prompt", job.eval_samples))
+            mapping.append(
+                (f"eval_samples {job.eval_samples}", f"--eval.n_samples_per_prompt {job.eval_samples}")
+            )
+    if job.seed is not None:
+        flags.append(("--train.seed", job.seed))
+        mapping.append((f"seed {job.seed}", f"--train.seed {job.seed}"))
+    if job.reasoning_effort is not None:
+        notes.append(
+            f"reasoning_effort {job.reasoning_effort}: OpenRLHF passes no chat-template arguments; "
+            "write it into the model's chat template, or train a model without the setting"
+        )
+    mapping.append(("grader", f"rftgrade serve --grader {setup.grader_name}={setup.grader}, at {url}"))
+    notes.append(
+        "hardware is OpenRLHF's defaults: set --actor.num_gpus_per_node, --vllm.num_engines and "
+        "--data.max_len for your run"
+    )
+    notes.append(
+        "the server listens on loopback, which rollout workers on other nodes cannot reach: on a "
+        "cluster, serve on an address they reach with --api-key, and use the token route "
+        "(/v1/openrlhf/TOKEN/reward, docs/trainers/openrlhf.md)"
+    )
+    serve = (
+        f"rftgrade serve --grader {shlex.quote(f'{setup.grader_name}={setup.grader}')} "
+        f"--host 127.0.0.1 --port {setup.port} &"
+    )
+    lines = [
+        "# The reward server, on loopback, stopped when this script ends.",
+        serve,
+        "server=$!",
+        "trap 'kill \"$server\"' EXIT",
+        f"until curl -sf http://127.0.0.1:{setup.port}/healthz >/dev/null; do",
+        '  kill -0 "$server" || { echo "rftgrade serve did not start" >&2; exit 1; }',
+        "  sleep 1",
+        "done",
+        "python3 -m openrlhf.cli.train_ppo_ray \\",
+    ]
+    for flag, value in flags:
+        lines.append(f"  {flag} \\" if value is None else f"  {flag} {shlex.quote(str(value))} \\")
+    lines.append('  "$@"')
+    head = [
+        *_comment(mapping, notes, made_by),
+        "# OpenRLHF 0.11 or newer (dotted flags); arguments after the script's name are more flags.",
+    ]
+    return TrainerConfig("openrlhf", _script(lines, head), "bash FILE", mapping, notes)
+
+
+def trainer_config(
+    source: GraderSource, setup: RunSetup, trainer: str, *, verl_adapter: str, made_by: str
+) -> TrainerConfig:
+    """The launch file for ``trainer`` (``verl``, ``trl`` or ``openrlhf``).
+
+    Args:
+        source: the job as :func:`rftgrade._forms.read_grader_source` read it.
+        verl_adapter: the path of ``rftgrade/integrations/verl.py`` in the trainer's environment.
+        made_by: the command line, written at the top of the file.
+
+    Raises:
+        DataError: a hyperparameter OpenAI would refuse (see :func:`job_settings`),
+            or an unknown trainer.
+    """
+    job = job_settings(source)
+    if trainer == "verl":
+        return _verl(job, setup, verl_adapter, made_by)
+    if trainer == "trl":
+        return _trl(job, setup, made_by)
+    if trainer == "openrlhf":
+        return _openrlhf(job, setup, made_by)
+    raise DataError(f"trainer {trainer!r} is not one of: verl, trl, openrlhf")
