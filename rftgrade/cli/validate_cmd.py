@@ -11,10 +11,11 @@ import typer
 from rich.console import Console
 
 from rftgrade._datacheck import Finding, check_dataset
-from rftgrade._exceptions import GraderValidationError
-from rftgrade._forms import read_grader_source
+from rftgrade._exceptions import DataError, GraderValidationError
+from rftgrade._forms import GraderSource, read_grader_source
 from rftgrade._grader import validate
 from rftgrade.cli._runtime import needs_judge
+from rftgrade.integrations.job_settings import job_settings
 
 __all__ = ["validate_cmd"]
 
@@ -67,6 +68,7 @@ def validate_cmd(
     try:
         source = read_grader_source(grader)
         form = source.describe() if source.form != "grader" else ""
+        findings += _job_findings(source)
     except GraderValidationError:
         pass
     if report.spec is not None and data:
@@ -81,6 +83,18 @@ def validate_cmd(
         _print(grader, form, report.spec, findings, data or [], report.isolation)
     if failed:
         raise typer.Exit(1)
+
+
+def _job_findings(source: GraderSource) -> list[Finding]:
+    """A job's hyperparameters that OpenAI would refuse (and ``export config`` cannot carry)."""
+    try:
+        job_settings(source)
+    except DataError as exc:
+        return [
+            Finding("error", message, path=path)
+            for path, _, message in (line.partition(": ") for line in str(exc).splitlines())
+        ]
+    return []
 
 
 def _print(

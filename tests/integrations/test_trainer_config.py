@@ -281,3 +281,17 @@ def test_trl_grader_reward_without_a_grader_says_how(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(trl_adapter, "_ENV_SOURCE", None)
     with pytest.raises(Exception, match="RFTGRADE_GRADER"):
         asyncio.run(trl_adapter.grader_reward(["q"], ["a"]))
+
+
+def test_validate_names_a_hyperparameter_openai_would_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job_with(batch_size=16, n_epoch=2)))
+    result = CliRunner().invoke(app, ["validate", str(path), "--json"])
+    assert result.exit_code == 1
+    findings = json.loads(result.stdout)
+    assert {
+        "level": "error",
+        "path": "method.reinforcement.hyperparameters.n_epoch",
+        "message": "not a reinforcement hyperparameter; did you mean `n_epochs`?",
+    }.items() <= findings[0].items()
+    assert CliRunner().invoke(app, ["validate", str(JOB_DIR / "job.json")]).exit_code == 0
