@@ -73,6 +73,50 @@ def _learning_rate(multiplier: float) -> float:
     return float(f"{BASE_LEARNING_RATE * multiplier:.6g}")  # 1e-6 x 3 is 3e-06, not 3.0000000000000004e-06
 
 
+# Each trainer's one key for the settings all three have: (key, how it writes key and value, what else to say).
+_SHARED: dict[str, dict[str, tuple[str, str]]] = {
+    "verl": {
+        "n_epochs": ("trainer.total_epochs", ""),
+        "learning_rate": ("actor_rollout_ref.actor.optim.lr", ""),
+        "seed": ("data.seed", " (the order of the training rows)"),
+    },
+    "trl": {
+        "n_epochs": ("num_train_epochs", ""),
+        "learning_rate": ("learning_rate", ""),
+        "seed": ("seed", ""),
+    },
+    "openrlhf": {
+        "n_epochs": ("--train.num_episodes", ""),
+        "learning_rate": ("--actor.adam.lr", ""),
+        "seed": ("--train.seed", ""),
+    },
+}
+_SPELL = {"verl": "{}={}", "trl": "{}: {}", "openrlhf": "{} {}"}
+_NAMED = {"verl": "verl's", "trl": "TRL's", "openrlhf": "OpenRLHF's"}
+
+
+def _carry_shared(
+    job: JobSettings, trainer: str, entries: list[tuple[str, Any]], mapping: list[tuple[str, str]]
+) -> None:
+    """``n_epochs``, the learning rate and ``seed``, into ``entries`` as ``trainer`` spells them."""
+    keys, spell = _SHARED[trainer], _SPELL[trainer]
+    carried: list[tuple[str, str, Any, str]] = []  # (the job's words, the setting, its value, a remark)
+    if job.n_epochs is not None:
+        carried.append((f"n_epochs {job.n_epochs}", "n_epochs", job.n_epochs, ""))
+    if job.learning_rate_multiplier is not None:
+        m = job.learning_rate_multiplier
+        remark = f" ({m:g} x {_NAMED[trainer]} default {BASE_LEARNING_RATE:g})"
+        carried.append((f"learning_rate_multiplier {m:g}", "learning_rate", _learning_rate(m), remark))
+    if job.seed is not None:
+        carried.append((f"seed {job.seed}", "seed", job.seed, ""))
+    for words, setting, value, remark in carried:
+        key, more = keys[setting]
+        entries.append((key, value))
+        mapping.append(
+            (words, spell.format(key, repr(value) if type(value) is float else value) + remark + more)
+        )
+
+
 def _common_notes(job: JobSettings, setup: RunSetup) -> list[str]:
     if not job.from_job:
         return [
@@ -182,18 +226,7 @@ def _verl(job: JobSettings, setup: RunSetup, adapter: str, made_by: str) -> Trai
                 f"data.train_batch_size={job.batch_size}, actor_rollout_ref.actor.ppo_mini_batch_size={job.batch_size}",
             )
         )
-    if job.n_epochs is not None:
-        overrides.append(("trainer.total_epochs", job.n_epochs))
-        mapping.append((f"n_epochs {job.n_epochs}", f"trainer.total_epochs={job.n_epochs}"))
-    if job.learning_rate_multiplier is not None:
-        lr = _learning_rate(job.learning_rate_multiplier)
-        overrides.append(("actor_rollout_ref.actor.optim.lr", lr))
-        mapping.append(
-            (
-                f"learning_rate_multiplier {job.learning_rate_multiplier:g}",
-                f"actor_rollout_ref.actor.optim.lr={lr!r} ({job.learning_rate_multiplier:g} x verl's default 1e-6)",
-            )
-        )
+    _carry_shared(job, "verl", overrides, mapping)
     if setup.val is not None and job.eval_interval is not None:
         overrides.append(("trainer.test_freq", job.eval_interval))
         mapping.append((f"eval_interval {job.eval_interval}", f"trainer.test_freq={job.eval_interval}"))
@@ -204,9 +237,6 @@ def _verl(job: JobSettings, setup: RunSetup, adapter: str, made_by: str) -> Trai
             overrides.append(("actor_rollout_ref.rollout.val_kwargs.do_sample", True))
             became += ", val_kwargs.do_sample=true"
         mapping.append((f"eval_samples {job.eval_samples}", became))
-    if job.seed is not None:
-        overrides.append(("data.seed", job.seed))
-        mapping.append((f"seed {job.seed}", f"data.seed={job.seed} (the order of the training rows)"))
     if job.reasoning_effort is not None:
         overrides.append(("+data.apply_chat_template_kwargs.reasoning_effort", job.reasoning_effort))
         mapping.append(
@@ -292,21 +322,7 @@ def _trl(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
         )
     else:
         entries.append(("per_device_train_batch_size", g))  # TRL needs a multiple of num_generations
-    if job.n_epochs is not None:
-        entries.append(("num_train_epochs", job.n_epochs))
-        mapping.append((f"n_epochs {job.n_epochs}", f"num_train_epochs: {job.n_epochs}"))
-    if job.learning_rate_multiplier is not None:
-        lr = _learning_rate(job.learning_rate_multiplier)
-        entries.append(("learning_rate", lr))
-        mapping.append(
-            (
-                f"learning_rate_multiplier {job.learning_rate_multiplier:g}",
-                f"learning_rate: {lr!r} ({job.learning_rate_multiplier:g} x TRL's default 1e-6)",
-            )
-        )
-    if job.seed is not None:
-        entries.append(("seed", job.seed))
-        mapping.append((f"seed {job.seed}", f"seed: {job.seed}"))
+    _carry_shared(job, "trl", entries, mapping)
     if job.reasoning_effort is not None:
         entries.append(("chat_template_kwargs", {"reasoning_effort": job.reasoning_effort}))
         mapping.append(
@@ -359,18 +375,7 @@ def _openrlhf(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
                 "(their samples: one update a batch)",
             )
         )
-    if job.n_epochs is not None:
-        flags.append(("--train.num_episodes", job.n_epochs))
-        mapping.append((f"n_epochs {job.n_epochs}", f"--train.num_episodes {job.n_epochs}"))
-    if job.learning_rate_multiplier is not None:
-        lr = _learning_rate(job.learning_rate_multiplier)
-        flags.append(("--actor.adam.lr", lr))
-        mapping.append(
-            (
-                f"learning_rate_multiplier {job.learning_rate_multiplier:g}",
-                f"--actor.adam.lr {lr!r} ({job.learning_rate_multiplier:g} x OpenRLHF's default 1e-6)",
-            )
-        )
+    _carry_shared(job, "openrlhf", flags, mapping)
     if setup.val is not None:
         flags.append(("--eval.dataset", str(setup.val)))
         if job.eval_interval is not None:
@@ -381,9 +386,6 @@ def _openrlhf(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
             mapping.append(
                 (f"eval_samples {job.eval_samples}", f"--eval.n_samples_per_prompt {job.eval_samples}")
             )
-    if job.seed is not None:
-        flags.append(("--train.seed", job.seed))
-        mapping.append((f"seed {job.seed}", f"--train.seed {job.seed}"))
     if job.reasoning_effort is not None:
         notes.append(
             f"reasoning_effort {job.reasoning_effort}: OpenRLHF passes no chat-template arguments; "

@@ -55,6 +55,21 @@ def made(tmp_path: Path, trainer: str, job: dict[str, Any], *extra: str) -> tupl
     return result, out
 
 
+def config_args(trainer: str, train: Path) -> list[str]:
+    """``rftgrade export config`` of the example job, printed (no ``-o``)."""
+    return [
+        "export",
+        "config",
+        str(JOB_DIR / "job.json"),
+        "--trainer",
+        trainer,
+        "--model",
+        "m",
+        "--train",
+        str(train),
+    ]
+
+
 def command_args(script: str, marker: str) -> list[str]:
     """The arguments of the script's ``marker`` command, as bash would split them."""
     start = script.index(marker)
@@ -195,20 +210,7 @@ def test_bad_command_lines(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "method.reinforcement.hyperparameters.batch_size: 0 is not" in result.output
     missing = tmp_path / "nowhere.jsonl"
-    result = CliRunner().invoke(
-        app,
-        [
-            "export",
-            "config",
-            str(JOB_DIR / "job.json"),
-            "--trainer",
-            "trl",
-            "--model",
-            "m",
-            "--train",
-            str(missing),
-        ],
-    )
+    result = CliRunner().invoke(app, config_args("trl", missing))
     assert result.exit_code == 2
     assert f"--train {missing}: no such file; write it with `rftgrade export dataset" in result.output
     result = CliRunner().invoke(app, ["export", "config", str(JOB_DIR / "job.json"), "--trainer", "trl"])
@@ -218,17 +220,7 @@ def test_bad_command_lines(tmp_path: Path) -> None:
 def test_printed_without_an_out_file(tmp_path: Path) -> None:
     train = tmp_path / "t.jsonl"
     train.write_text("{}\n")
-    args = [
-        "export",
-        "config",
-        str(JOB_DIR / "job.json"),
-        "--trainer",
-        "trl",
-        "--model",
-        "m",
-        "--train",
-        str(train),
-    ]
+    args = config_args("trl", train)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0
     assert yaml.safe_load(result.stdout)["model_name_or_path"] == "m"
