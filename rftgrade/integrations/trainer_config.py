@@ -73,7 +73,7 @@ def _learning_rate(multiplier: float) -> float:
     return float(f"{BASE_LEARNING_RATE * multiplier:.6g}")  # 1e-6 x 3 is 3e-06, not 3.0000000000000004e-06
 
 
-# Each trainer's one key for the settings all three have: (key, how it writes key and value, what else to say).
+# Each trainer's key for the settings all three have, and what else its mapping line says.
 _SHARED: dict[str, dict[str, tuple[str, str]]] = {
     "verl": {
         "n_epochs": ("trainer.total_epochs", ""),
@@ -198,7 +198,8 @@ def _comment(mapping: list[tuple[str, str]], notes: list[str], made_by: str) -> 
     if notes:
         out.append("# Not carried over, or to check:")
         out += [f"#   - {note}" for note in notes]
-    return out
+    # A line break in a path or a name would end the comment and start a command.
+    return [line.replace("\r", "\\r").replace("\n", "\\n") for line in out]
 
 
 def _verl(job: JobSettings, setup: RunSetup, adapter: str, made_by: str) -> TrainerConfig:

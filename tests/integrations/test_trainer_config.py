@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,21 @@ def test_validate_names_a_hyperparameter_openai_would_refuse(tmp_path: Path) -> 
         "message": "not a reinforcement hyperparameter; did you mean `n_epochs`?",
     }.items() <= findings[0].items()
     assert CliRunner().invoke(app, ["validate", str(JOB_DIR / "job.json")]).exit_code == 0
+
+
+def test_a_line_break_in_a_path_runs_nothing(tmp_path: Path) -> None:
+    # The path is in the file's comments and its arguments: bash must run only the trainer.
+    odd = tmp_path / "a\ntouch PWNED"
+    odd.mkdir()
+    (odd / "train.jsonl").write_text("{}\n")
+    result, out = made(odd, "verl", JOB)
+    assert result.exit_code == 0, result.output
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python3").write_text('#!/bin/sh\nprintf "%s\\0" "$@" > "$ARGS_OUT"\n')
+    (fake / "python3").chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "ARGS_OUT": str(tmp_path / "args")}
+    subprocess.run(["bash", str(out)], cwd=tmp_path, env=env, check=True)
+    assert not (tmp_path / "PWNED").exists()
+    args = (tmp_path / "args").read_text().split("\0")
+    assert f"data.train_files='{(odd / 'train.jsonl').resolve()}'" in args
