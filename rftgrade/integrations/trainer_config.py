@@ -32,6 +32,7 @@ from typing import Any
 
 from rftgrade._exceptions import DataError
 from rftgrade._forms import GraderSource
+from rftgrade._jsonl import iter_json_lines
 from rftgrade.integrations.job_settings import BASE_LEARNING_RATE, JobSettings, job_settings
 
 __all__ = ["RunSetup", "TrainerConfig", "trainer_config"]
@@ -149,22 +150,50 @@ def _common_notes(job: JobSettings, setup: RunSetup) -> list[str]:
     return notes
 
 
-def _rows_in(path: Path) -> int | None:
-    try:
-        with path.open("rb") as f:
-            return sum(1 for line in f if line.strip())
-    except OSError:
+@dataclass(frozen=True)
+class _TrainFile:
+    """What the training file says about the run: its rows, and its longest prompt."""
+
+    rows: int
+    longest_prompt_tokens: int
+    """Estimated at 4 characters a token (as ``validate`` does), before the chat template."""
+
+
+def _train_file(path: Path) -> _TrainFile | None:
+    """``None`` for a file this cannot read line by line (parquet)."""
+    if path.suffix not in (".jsonl", ".json"):
         return None
+    rows = longest = 0
+    for _, row, _ in iter_json_lines(path):
+        rows += 1
+        turns = row.get("prompt", row.get("messages")) if isinstance(row, dict) else None
+        if isinstance(turns, list):
+            chars = sum(
+                len(t["content"]) for t in turns if isinstance(t, dict) and isinstance(t.get("content"), str)
+            )
+            longest = max(longest, chars // 4 + 1)
+    return _TrainFile(rows, longest)
 
 
-def _batch_note(job: JobSettings, setup: RunSetup) -> list[str]:
-    rows = _rows_in(setup.train) if setup.train.suffix in (".jsonl", ".json") else None
-    if job.batch_size is not None and rows is not None and rows < job.batch_size:
-        return [
-            f"batch_size {job.batch_size} is more prompts than {setup.train} holds ({rows}): the trainers "
+def _file_notes(job: JobSettings, setup: RunSetup, length: tuple[int, str] | None) -> list[str]:
+    """What the training file shows: a batch it cannot fill, and prompts near the trainer's
+    default length (``length``: that default, and what to say); near is half of it, as
+    4 characters a token can undercount by half (code, most languages but English)."""
+    seen = _train_file(setup.train)
+    if seen is None:
+        return []
+    notes = []
+    if job.batch_size is not None and seen.rows < job.batch_size:
+        notes.append(
+            f"batch_size {job.batch_size} is more prompts than {setup.train} holds ({seen.rows}): the trainers "
             "drop an incomplete batch, so no step would run; lower it or add rows"
-        ]
-    return []
+        )
+    if length is not None and seen.longest_prompt_tokens > length[0] // 2:
+        notes.append(
+            f"the longest prompt of {setup.train} is about {seen.longest_prompt_tokens:,} tokens (4 characters "
+            f"a token, before the chat template): {length[1]}"
+        )
+    return notes
 
 
 # -- verl ---------------------------------------------------------------------
@@ -212,7 +241,14 @@ def _verl(job: JobSettings, setup: RunSetup, adapter: str, made_by: str) -> Trai
     mapping: list[tuple[str, str]] = [
         ("samples per prompt (-n)", f"actor_rollout_ref.rollout.n={setup.samples_per_prompt}")
     ]
-    notes = _common_notes(job, setup) + _batch_note(job, setup)
+    notes = _common_notes(job, setup) + _file_notes(
+        job,
+        setup,
+        (
+            512,
+            "data.max_prompt_length is 512 unless set, and verl stops at a longer prompt (data.truncation=error)",
+        ),
+    )
     if setup.val is not None:
         overrides.append(("data.val_files", str(setup.val)))
     if job.batch_size is not None:
@@ -309,7 +345,7 @@ def _trl(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
         ("num_generations", g),
     ]
     mapping: list[tuple[str, str]] = [("samples per prompt (-n)", f"num_generations: {g}")]
-    notes = _common_notes(job, setup) + _batch_note(job, setup)
+    notes = _common_notes(job, setup) + _file_notes(job, setup, None)  # TRL does not cut prompts
     if job.batch_size is not None:
         # TRL counts completions: B prompts of G samples a step are G a device x B accumulated.
         entries += [("per_device_train_batch_size", g), ("gradient_accumulation_steps", job.batch_size)]
@@ -366,7 +402,9 @@ def _openrlhf(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
         ("--rollout.n_samples_per_prompt", g),
     ]
     mapping: list[tuple[str, str]] = [("samples per prompt (-n)", f"--rollout.n_samples_per_prompt {g}")]
-    notes = _common_notes(job, setup) + _batch_note(job, setup)
+    notes = _common_notes(job, setup) + _file_notes(
+        job, setup, (2048, "OpenRLHF's --data.max_len (prompt and answer together) is 2048 unless set")
+    )
     if job.batch_size is not None:
         flags += [("--rollout.batch_size", job.batch_size), ("--train.batch_size", job.batch_size * g)]
         mapping.append(

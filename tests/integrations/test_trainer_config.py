@@ -306,3 +306,16 @@ def test_a_line_break_in_a_path_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "PWNED").exists()
     args = (tmp_path / "args").read_text().split("\0")
     assert f"data.train_files='{(odd / 'train.jsonl').resolve()}'" in args
+
+
+def test_a_long_prompt_is_named_against_the_trainers_length(tmp_path: Path) -> None:
+    long_row = {"prompt": [{"role": "user", "content": "word " * 400}]}  # ~500 tokens
+    (tmp_path / "train.jsonl").write_text(json.dumps(long_row) + "\n" + '{"prompt": []}\n' * 20)
+    result, _ = made(tmp_path, "verl", JOB)
+    assert "the longest prompt of" in result.output and "is about 501 tokens" in result.output
+    assert "data.max_prompt_length is 512 unless set" in result.output
+    result, _ = made(tmp_path, "openrlhf", JOB)  # 2048 a sequence: 501 is far from it
+    assert "the longest prompt of" not in result.output
+    (tmp_path / "train.jsonl").write_text('{"prompt": [{"role": "user", "content": "hi"}]}\n' * 20)
+    result, _ = made(tmp_path, "verl", JOB)
+    assert "the longest prompt of" not in result.output
