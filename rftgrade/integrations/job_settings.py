@@ -97,8 +97,8 @@ def job_settings(source: GraderSource) -> JobSettings:
             hint = f"; did you mean `{close[0]}`?" if close else f" (known: {', '.join(HYPERPARAMETERS)})"
             problems.append(f"{where}.{key}: not a reinforcement hyperparameter{hint}")
             continue
-        if value == "auto" and key != "reasoning_effort":
-            continue
+        if value is None or (value == "auto" and key != "reasoning_effort"):
+            continue  # a job object from the API gives null for what was never set
         checked: Any
         if key == "batch_size":
             checked = _integer(value, 1, 256)

@@ -99,6 +99,13 @@ def test_auto_and_default_carry_nothing() -> None:
     assert settings.learning_rate_multiplier is None and settings.reasoning_effort is None
 
 
+def test_a_job_object_with_nulls_carries_what_it_sets() -> None:
+    job = job_with(batch_size=8, n_epochs=None, eval_interval=None, reasoning_effort=None)
+    job |= {"id": "ftjob-abc", "object": "fine_tuning.job", "status": "succeeded"}
+    settings = job_settings(read_grader_source(job))
+    assert settings.batch_size == 8 and settings.n_epochs is None and settings.reasoning_effort is None
+
+
 def test_every_value_openai_would_refuse_is_named_with_its_field() -> None:
     job = job_with(
         batch_size=300,
