@@ -250,6 +250,7 @@ def config_cmd(
     """Write the trainer's launch file for JOB: its hyperparameters in the trainer's terms, the grader wired in."""
     from rftgrade._exceptions import DataError, GraderValidationError
     from rftgrade._forms import read_grader_source
+    from rftgrade._grader import validate
     from rftgrade.integrations.trainer_config import RunSetup, trainer_config
     from rftgrade.integrations.trainer_data import TRAINERS
 
@@ -269,6 +270,15 @@ def config_cmd(
     except GraderValidationError as exc:
         typer.echo(f"error: {job}: {exc}", err=True)
         raise typer.Exit(2) from None
+    # A launch file for a grader that cannot run would fail only once the trainer is up.
+    report = validate(job)
+    if report.problems:
+        for problem in report.problems:
+            typer.echo(f"  {problem}", err=True)
+        typer.echo(
+            f"error: {job}: the grader is invalid (above; `rftgrade validate {job}` says more)", err=True
+        )
+        raise typer.Exit(2)
     name = source.data.get("name") if isinstance(source.data.get("name"), str) else None
     setup = RunSetup(
         model=model,

@@ -225,6 +225,14 @@ def test_bad_command_lines(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--model" in result.output
 
 
+def test_an_invalid_grader_gets_no_launch_file(tmp_path: Path) -> None:
+    job = json.loads(json.dumps(JOB))
+    job["method"]["reinforcement"]["grader"]["calculate_output"] = "0.8 * exact + 0.2 * show_work"
+    result, out = made(tmp_path, "verl", job)
+    assert result.exit_code == 2 and not out.exists()
+    assert "show_work" in result.output and "the grader is invalid" in result.output
+
+
 def test_printed_without_an_out_file(tmp_path: Path) -> None:
     train = tmp_path / "t.jsonl"
     train.write_text("{}\n")
