@@ -140,6 +140,15 @@ _NEXT = {
 }
 
 
+def _check_trainer(trainer: str) -> None:
+    """``--trainer``: one of the trainers rftgrade writes for (exit 2 naming them otherwise)."""
+    from rftgrade.integrations.trainer_data import TRAINERS
+
+    if trainer not in TRAINERS:
+        typer.echo(f"error: --trainer {trainer!r} is not one of: {', '.join(TRAINERS)}", err=True)
+        raise typer.Exit(2)
+
+
 @export_app.command("dataset")
 def dataset_cmd(
     data: Annotated[Path, typer.Argument(help="An OpenAI RFT dataset (JSONL of {messages, ...} rows).")],
@@ -155,16 +164,13 @@ def dataset_cmd(
     from rftgrade._exceptions import DataError
     from rftgrade.integrations.trainer_data import (
         ITEM_KEY,
-        TRAINERS,
         ExportSummary,
         read_training_rows,
         trainer_row,
         write_rows,
     )
 
-    if trainer not in TRAINERS:
-        typer.echo(f"error: --trainer {trainer!r} is not one of: {', '.join(TRAINERS)}", err=True)
-        raise typer.Exit(2)
+    _check_trainer(trainer)
     if out.suffix not in (".jsonl", ".json", ".parquet"):
         typer.echo(f"error: -o {out}: name a .jsonl or a .parquet file", err=True)
         raise typer.Exit(2)
@@ -252,11 +258,8 @@ def config_cmd(
     from rftgrade._forms import read_grader_source
     from rftgrade._grader import validate
     from rftgrade.integrations.trainer_config import RunSetup, trainer_config
-    from rftgrade.integrations.trainer_data import TRAINERS
 
-    if trainer not in TRAINERS:
-        typer.echo(f"error: --trainer {trainer!r} is not one of: {', '.join(TRAINERS)}", err=True)
-        raise typer.Exit(2)
+    _check_trainer(trainer)
     for option, path in (("--train", train), ("--val", val)):
         if path is not None and not path.is_file():
             typer.echo(
