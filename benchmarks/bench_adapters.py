@@ -8,7 +8,9 @@ step's batch; verl's reward loop one ``compute_score_async`` per sample, all at 
 the ``batch`` manager's list form); verifiers one reward per rollout, all at once;
 OpenRLHF one ``/v1/openrlhf/reward`` request per sample (its rollouts send one query),
 64 in flight. The grader is a ``multi`` of ``string_check`` and ``text_similarity``
-(no sandbox, so the figures are the adapters' and the server's own cost).
+(no sandbox, so the figures are the adapters' and the server's own cost). TRL also
+runs with ``reasoning="keep"`` and with a ``<think>`` block before every completion
+(cut before grading: the rewards must not change), for what that cut costs.
 """
 
 from __future__ import annotations
@@ -184,6 +186,23 @@ def main() -> None:
     measure(
         "TRL, in-process", lambda: trl(trl_adapter.make_reward_function(str(path), sandbox="process")), "trl"
     )
+    # The cost of cutting a reasoning model's reasoning: the same step with nothing scanned
+    # (reasoning="keep"), and with a <think> block before every completion, cut (the
+    # rewards must still be the plain loop's).
+    measure(
+        "TRL, in-process, reasoning=keep (completions not scanned)",
+        lambda: trl(trl_adapter.make_reward_function(str(path), sandbox="process", reasoning="keep")),
+        "trl_keep",
+    )
+    thoughts = [f"<think>\n{t} {u}\n</think>\n\n" for t, u in sentences(total, 40, seed=2)]
+    plain_completions = completions
+    completions = [t + c for t, c in zip(thoughts, plain_completions, strict=True)]
+    measure(
+        "TRL, in-process, a `<think>` block cut from every completion",
+        lambda: trl(trl_adapter.make_reward_function(str(path), sandbox="process")),
+        "trl_think",
+    )
+    completions = plain_completions
     verl._STATE = None
     measure("verl compute_score_async (reward loop), in-process", verl_async, "verl_async")
     measure("verl compute_score from 32 threads, in-process", verl_threads, "verl_threads")

@@ -33,6 +33,7 @@ from rftgrade._gc import set_gc_pausing
 from rftgrade._grader import Grader, ValidationReport, grader_id, validate
 from rftgrade._graders import Runtime
 from rftgrade._load import grader_to_dict, load_spec
+from rftgrade._reasoning import final_answer
 from rftgrade._result import ERROR_FLAGS, GraderErrors, GradeResult, TokenUsage
 from rftgrade._runtime import build_runtime
 from rftgrade._sample import Sample, make_sample
@@ -80,6 +81,7 @@ __all__ = [
     "ValidationReport",
     "__version__",
     "build_runtime",
+    "final_answer",
     "grader_id",
     "grader_to_dict",
     "load_spec",

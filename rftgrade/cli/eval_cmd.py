@@ -78,6 +78,14 @@ def eval_cmd(
     retry_backoff: Annotated[
         float, typer.Option(help="Base delay of the exponential backoff, seconds.")
     ] = 1.0,
+    reasoning: Annotated[
+        str,
+        typer.Option(
+            help="strip: grade each reply's final answer, without a reasoning model's "
+            "<think>...</think> before it, as OpenAI's grader saw it (and as the trainer adapters do); "
+            "keep: grade all of it.",
+        ),
+    ] = "strip",
     sandbox: SandboxOption = None,
 ) -> None:
     """Evaluate the base model first: sample -n times per row, grade, and say which rows can teach GRPO.
@@ -86,11 +94,15 @@ def eval_cmd(
     marked not sampled; run again with the same --out to fill them in).
     """
     from rftgrade._exceptions import RftgradeError
+    from rftgrade._reasoning import REASONING_MODES
     from rftgrade.evaluate import EvalConfig, EvalProgress, run_eval
     from rftgrade.evaluate._report import verdict
 
     if not data.is_file():
         err.print(f"[red]error:[/] no dataset at {data}")
+        raise typer.Exit(2)
+    if reasoning not in REASONING_MODES:
+        err.print(f"[red]error:[/] --reasoning is {reasoning!r}; use strip or keep")
         raise typer.Exit(2)
     if samples is not None and not samples.is_file():
         err.print(f"[red]error:[/] no samples file at {samples} (--samples)")
@@ -107,6 +119,7 @@ def eval_cmd(
         timeout=timeout,
         max_retries=retries,
         backoff=retry_backoff,
+        reasoning=reasoning,
     )
     with Progress(
         TextColumn("grading" if samples else "sampling + grading"),

@@ -42,6 +42,14 @@ def serve_cmd(
             "common ones (<|im_end|>, <|endoftext|>, </s>, <|eot_id|>, ...).",
         ),
     ] = None,
+    reasoning: Annotated[
+        Optional[str],
+        typer.Option(
+            help="OpenRLHF samples: strip (grade the final answer, without a reasoning model's "
+            "<think>...</think> before it, as OpenAI's grader saw it) or keep ($RFTGRADE_REASONING; "
+            "default strip).",
+        ),
+    ] = None,
     request_timeout: Annotated[
         float, typer.Option(help="Seconds a request's python samples may take together (0: no bound).")
     ] = 600.0,
@@ -57,9 +65,16 @@ def serve_cmd(
 ) -> None:
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
+    from rftgrade._reasoning import REASONING_MODES
     from rftgrade.cli._io import say_form
     from rftgrade.server import ServerConfig, serve
 
+    reasoning = reasoning or os.environ.get("RFTGRADE_REASONING") or "strip"
+    if reasoning not in REASONING_MODES:
+        typer.echo(
+            f"error: --reasoning (or RFTGRADE_REASONING) is {reasoning!r}; use strip or keep", err=True
+        )
+        raise typer.Exit(2)
     graders: dict[str, str] = {}
     for entry in grader or []:
         name, sep, path = entry.partition("=")
@@ -76,6 +91,7 @@ def serve_cmd(
         max_body_bytes=max_body_mb * 1024 * 1024,
         max_inflight_rows=max_inflight_rows,
         strip_tokens=tuple(t.strip() for t in (strip_tokens or "").split(",") if t.strip()),
+        reasoning=reasoning,
         request_timeout=request_timeout or None,
         max_inline_graders=max_inline_graders,
         max_inline_grader_mb=max_inline_grader_mb,

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rftgrade._reasoning import final_answer
+
 __all__ = ["SamplingClient", "SamplingError", "SamplingStats", "build_sample", "request_body"]
 
 _JSON_FORMATS = frozenset({"json_object", "json_schema"})
@@ -54,10 +56,15 @@ def request_body(
     return body
 
 
-def build_sample(response: dict[str, Any], response_format: Any = None) -> dict[str, Any]:
+def build_sample(
+    response: dict[str, Any], response_format: Any = None, reasoning: str = "strip"
+) -> dict[str, Any]:
     """OpenAI's sample dict from a Chat Completions response (as a plain dict).
 
-    ``output_text`` is the first choice's content, ``output_tools`` its ``tool_calls``,
+    ``output_text`` is the first choice's content (with ``reasoning="strip"``, its final
+    answer: an endpoint without a reasoning parser leaves a reasoning model's
+    ``<think>...</think>`` in the content, which OpenAI's grader never saw;
+    :mod:`rftgrade._reasoning`), ``output_tools`` its ``tool_calls``,
     ``choices`` the response's choices, and ``output_json`` the parsed text when the
     request asked for JSON (``response_format`` ``json_object``/``json_schema``) and
     the text parses; otherwise rftgrade derives it from the text as usual.
@@ -66,6 +73,8 @@ def build_sample(response: dict[str, Any], response_format: Any = None) -> dict[
     message = (choices[0] or {}).get("message") or {} if choices else {}
     content = message.get("content")
     text = content if isinstance(content, str) else ""
+    if reasoning == "strip":
+        text = final_answer(text)
     sample: dict[str, Any] = {
         "output_text": text,
         "output_tools": list(message.get("tool_calls") or []),

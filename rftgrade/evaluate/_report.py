@@ -80,6 +80,22 @@ def verdict(report: dict[str, Any]) -> list[str]:
             f"{len(report['rows_not_sampled'])} rows are left out of every figure, not scored 0). "
             "Run the same command again with the same --out to fill them in."
         )
+    reasoning = report.get("reasoning") or {}
+    if reasoning.get("ended_in_reasoning"):
+        lines.append(
+            f"- {reasoning['ended_in_reasoning']} samples ended inside the model's reasoning, before any "
+            "answer, and were graded as no answer: raise --max-tokens (and the trainer's response "
+            "length), or these rows look harder than they are."
+        )
+    if reasoning.get("with_reasoning"):
+        how = (
+            "graded with it (--reasoning keep), though OpenAI's grader saw the final answer alone"
+            if reasoning.get("mode") == "keep"
+            else "cut before grading, as OpenAI's grader saw the final answer alone (--reasoning keep grades it)"
+        )
+        lines.append(
+            f"- {reasoning['with_reasoning']} samples hold the model's reasoning (<think>...</think>): {how}."
+        )
     graded = sum(len(r["rewards"]) for r in report["per_row"])
     errors = sum(report["errors_by_flag"].values())
     if graded and errors / graded > _HIGH_ERROR_RATE:

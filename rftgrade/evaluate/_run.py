@@ -12,13 +12,14 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rftgrade._exceptions import DataError
 from rftgrade._grader import Grader
+from rftgrade._reasoning import split_answer
 from rftgrade._specs import ScoreModelGrader
 from rftgrade.evaluate._client import SamplingClient, SamplingError, build_sample, request_body
 from rftgrade.evaluate._data import DataProblem, Record, load_records, prompt_sha, read_rows, write_records
@@ -27,7 +28,7 @@ from rftgrade.evaluate._stats import RowRewards, summarize_rows
 __all__ = ["EvalConfig", "EvalOutcome", "EvalProgress", "arun_eval", "run_eval"]
 
 NOT_SAMPLED = "not_sampled"
-_IDENTITY = ("model", "temperature", "max_tokens")
+_IDENTITY = ("model", "temperature", "max_tokens", "reasoning")
 _GRADE_SLICE = 32
 
 
@@ -50,6 +51,9 @@ class EvalConfig:
     backoff: float = 1.0
     response_format: Any = None
     """Sent for rows without their own (a fine-tuning job's ``response_format``)."""
+    reasoning: str = "strip"
+    """``strip``: grade each reply's final answer, without a reasoning model's reasoning
+    before it (as the trainer adapters do, and as OpenAI's grader saw it); ``keep``: all of it."""
     grade_batch: int = 256
     give_up_after: int | None = None
     """Consecutive failed samples after which the rest are not attempted (default
@@ -95,6 +99,22 @@ def _threshold(grader: Grader, config: EvalConfig) -> float:
     if grader.spec.pass_threshold is not None:
         return float(grader.spec.pass_threshold)
     return 1.0
+
+
+def _reasoning_counts(records: Iterable[Record]) -> dict[str, int]:
+    """How many replies held a reasoning model's reasoning, and how many ended inside it
+    (read from the reply as the endpoint gave it, kept in the sample's ``choices``)."""
+    held = unfinished = 0
+    for record in records:
+        sample = record.sample
+        choices = sample.get("choices") if isinstance(sample, dict) else None
+        message = (choices[0] or {}).get("message") if isinstance(choices, list) and choices else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            answer = split_answer(content)
+            held += answer.had_reasoning
+            unfinished += answer.unfinished
+    return {"with_reasoning": held, "ended_in_reasoning": unfinished}
 
 
 def _check_identity(meta: dict[str, Any], config: EvalConfig, out: Path) -> None:
@@ -242,7 +262,9 @@ async def arun_eval(
                 try:
                     response = await client.sample(bodies[i])
                     fmt_i = bodies[i].get("response_format")
-                    record = Record(i, n, sample=build_sample(response, fmt_i), prompt=shas[i])
+                    record = Record(
+                        i, n, sample=build_sample(response, fmt_i, config.reasoning), prompt=shas[i]
+                    )
                     failures_in_a_row = 0
                 except SamplingError as exc:
                     failures_in_a_row += 1
@@ -376,6 +398,7 @@ async def arun_eval(
             "graded_now": graded_now,
             "not_sampled": sum(1 for x in final.values() if not x.sampled),
         },
+        "reasoning": {"mode": config.reasoning, **_reasoning_counts(final.values())},
         "timing": {
             "wall_s": wall,
             "grading_s": grading_seconds,

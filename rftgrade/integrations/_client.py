@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from rftgrade._columns import Columns
 from rftgrade._exceptions import RftgradeError
 from rftgrade._json import dumps, loads
+from rftgrade._reasoning import REASONING_MODES, answer_sample
 
 __all__ = [
     "LOG_EVERY",
@@ -73,6 +74,9 @@ class RewardSource:
         api_key: bearer token for the server.
         sandbox: sandbox backend for in-process python graders.
         timeout: seconds a whole call may take before its rows are reported failed.
+        reasoning: ``"strip"`` grades each completion's final answer, without the
+            reasoning before it (``<think>...</think>``; :mod:`rftgrade._reasoning`), as
+            OpenAI's grader saw it; ``"keep"`` grades the completion as decoded.
     """
 
     grader: str | None = None
@@ -80,11 +84,12 @@ class RewardSource:
     api_key: str | None = None
     sandbox: str = "auto"
     timeout: float = 300.0
+    reasoning: str = "strip"
 
     @classmethod
     def from_env(cls) -> RewardSource:
         """``RFTGRADE_GRADER``, ``RFTGRADE_SERVER_URL``, ``RFTGRADE_API_KEY``,
-        ``RFTGRADE_SANDBOX``, ``RFTGRADE_TIMEOUT``."""
+        ``RFTGRADE_SANDBOX``, ``RFTGRADE_TIMEOUT``, ``RFTGRADE_REASONING``."""
         timeout = os.environ.get("RFTGRADE_TIMEOUT", "300")
         try:
             seconds = float(timeout)
@@ -98,6 +103,7 @@ class RewardSource:
             api_key=os.environ.get("RFTGRADE_API_KEY") or None,
             sandbox=os.environ.get("RFTGRADE_SANDBOX", "auto"),
             timeout=seconds,
+            reasoning=os.environ.get("RFTGRADE_REASONING") or "strip",
         )
 
     @property
@@ -116,6 +122,11 @@ class RewardSource:
         """
         if self.timeout <= 0:
             raise RewardSourceError(f"timeout must be positive, got {self.timeout}")
+        if self.reasoning not in REASONING_MODES:
+            raise RewardSourceError(
+                f"reasoning is {self.reasoning!r} (RFTGRADE_REASONING / reasoning=): use strip (grade "
+                "the final answer, as OpenAI's grader saw it) or keep (grade the completion with its reasoning)"
+            )
         if self.server_url:
             parts = urlsplit(self.server_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -206,9 +217,9 @@ class _Counter:
 _COUNTERS: dict[tuple[str, str], _Counter] = {}
 
 
-def note_failure(kind: str, where: str, message: str, rows: int) -> None:
+def note_failure(kind: str, where: str, message: str, rows: int, outcome: str = "scored as failed") -> None:
     """Log a failure at WARNING the first time for ``(kind, where)``, then one line per
-    :data:`LOG_EVERY` more; ``rows`` samples were scored as failed because of it."""
+    :data:`LOG_EVERY` more; ``rows`` samples were ``outcome`` because of it."""
     counter = _COUNTERS.setdefault((kind, where), _Counter())
     with counter.lock:
         counter.failures += 1
@@ -216,12 +227,12 @@ def note_failure(kind: str, where: str, message: str, rows: int) -> None:
         n, total = counter.failures, counter.rows
     if n == 1:
         log.warning(
-            "rftgrade: %s from %s: %s (%d sample(s) scored as failed); further ones are counted, "
-            "one line per %d",
+            "rftgrade: %s from %s: %s (%d sample(s) %s); further ones are counted, one line per %d",
             kind,
             where,
             message,
             rows,
+            outcome,
             LOG_EVERY,
         )
     elif n % LOG_EVERY == 0:
@@ -257,10 +268,53 @@ def _note_samples(source: RewardSource, failed: list[str]) -> None:
         note_failure("samples that failed to grade", source.where, failed[0], len(failed))
 
 
+def final_answers(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each sample's reasoning cut (``source.reasoning == "strip"``; see
+    :mod:`rftgrade._reasoning`); rows whose sample has none stay the same objects."""
+    if source.reasoning == "keep":
+        return rows
+    out: list[dict[str, Any]] = []
+    cut = unfinished = 0
+    for row in rows:
+        if type(row) is dict and "sample" in row:
+            sample, answer = answer_sample(row["sample"])
+            if answer is not None and answer.had_reasoning:
+                row = {**row, "sample": sample}
+                cut += 1
+                unfinished += answer.unfinished
+        out.append(row)
+    if cut:
+        _note_reasoning(source, cut, unfinished)
+    return out
+
+
+_REASONING_SEEN: set[str] = set()
+
+
+def _note_reasoning(source: RewardSource, cut: int, unfinished: int) -> None:
+    if source.where not in _REASONING_SEEN:
+        _REASONING_SEEN.add(source.where)
+        log.info(
+            "rftgrade: completions hold reasoning before their answer; %s grades the final answer "
+            "alone, as OpenAI's grader saw it (RFTGRADE_REASONING=keep grades all of it)",
+            source.where,
+        )
+    if unfinished:
+        note_failure(
+            "completions that ended inside their reasoning",
+            source.where,
+            "no final answer: raise the response length (verl data.max_response_length, "
+            "TRL max_completion_length, OpenRLHF --rollout.max_new_tokens)",
+            unfinished,
+            "graded as the empty answer",
+        )
+
+
 async def grade_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Grade ``rows`` (``{"sample", "item"}``) and return one response dict each."""
     if not rows:
         return []
+    rows = final_answers(source, rows)
     try:
         async with asyncio.timeout(source.timeout):
             if source.server_url:
@@ -294,6 +348,7 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
     """
     if not rows:
         return []
+    rows = final_answers(source, rows)
     try:
         async with asyncio.timeout(source.timeout):
             if source.server_url:

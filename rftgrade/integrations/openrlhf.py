@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from rftgrade._columns import Columns
+from rftgrade._reasoning import split_answer
+from rftgrade.integrations._client import note_failure
 from rftgrade.integrations.trainer_data import exported_item
 
 __all__ = [
@@ -83,11 +85,14 @@ def openrlhf_columns(
     prompts: Sequence[str] | None,
     labels: Sequence[Any] | None,
     strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS,
+    reasoning: str = "strip",
 ) -> Columns:
     """OpenRLHF's request as rows to grade.
 
     ``sample`` is ``query[i]`` with ``prompts[i]`` stripped from its front (the whole
-    query when it does not start with the prompt) and ``strip_tokens`` removed. The
+    query when it does not start with the prompt), with ``reasoning="strip"`` its final
+    answer alone (a reasoning model's ``<think>...</think>`` or gpt-oss's analysis
+    channel cut; :mod:`rftgrade._reasoning`), and ``strip_tokens`` removed. The
     item is ``labels[i]`` itself when it is a JSON object (or its text), with ``prompt``
     and ``query`` added where it has none; otherwise ``{"prompt", "label",
     "reference_answer" (= label), "query"}``.
@@ -95,10 +100,15 @@ def openrlhf_columns(
     samples: list[str] = []
     items: list[dict[str, Any]] = []
     prompts, labels = prompts or [], labels or []
+    unfinished = 0
     for i, text in enumerate(query):
         prompt = prompts[i] if i < len(prompts) else ""
         label = labels[i] if i < len(labels) else None
         response = text[len(prompt) :] if prompt and text.startswith(prompt) else text
+        if reasoning == "strip":
+            # Before the special tokens go: gpt-oss's channels are told apart by them.
+            answer = split_answer(response)
+            response, unfinished = answer.text, unfinished + answer.unfinished
         samples.append(strip_special_tokens(response, strip_tokens))
         item = exported_item(label)  # a JSON object (or its text) is the item itself
         if item is None:
@@ -107,6 +117,14 @@ def openrlhf_columns(
             item.setdefault("prompt", prompt)
             item.setdefault("query", text)
         items.append(item)
+    if unfinished:
+        note_failure(
+            "completions that ended inside their reasoning",
+            "rftgrade serve's OpenRLHF route",
+            "no final answer: raise OpenRLHF's --rollout.max_new_tokens",
+            unfinished,
+            "graded as the empty answer",
+        )
     return Columns(samples, items)
 
 
@@ -120,9 +138,11 @@ class OpenRLHFRequest(BaseModel):
     labels: list[Any] | None = None
 
 
-def request_columns(body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS) -> Columns:
+def request_columns(
+    body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS, reasoning: str = "strip"
+) -> Columns:
     """A parsed request's rows as :class:`~rftgrade.Columns` (what the server grades)."""
-    return openrlhf_columns(body.query, body.prompts, body.labels, strip_tokens)
+    return openrlhf_columns(body.query, body.prompts, body.labels, strip_tokens, reasoning)
 
 
 def openrlhf_rows(

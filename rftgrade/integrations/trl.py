@@ -111,6 +111,7 @@ def make_reward_function(
     timeout: float = 300.0,
     failed_reward: float | None = None,
     name: str | None = None,
+    reasoning: str = "strip",
 ) -> functools.partial[Any]:
     """A TRL reward function for ``grader`` (a grader JSON path, or a server's grader id/name).
 
@@ -118,13 +119,21 @@ def make_reward_function(
         server_url: grade through a running ``rftgrade serve`` instead of in-process.
         failed_reward: what a sample that could not be graded scores (``None``: TRL skips it).
         name: the function's ``__name__`` (TRL's metric name); default: the grader's name.
+        reasoning: ``"strip"`` grades each completion's final answer, without a reasoning
+            model's ``<think>...</think>`` before it, as OpenAI's grader saw it;
+            ``"keep"`` grades the completion as TRL decoded it.
 
     Raises:
         RewardSourceError: no grader, a grader file missing or invalid, an unknown sandbox,
             a malformed ``server_url`` (a server that is down or refuses is logged at the first call).
     """
     source = RewardSource(
-        grader=grader, server_url=server_url, api_key=api_key, sandbox=sandbox, timeout=timeout
+        grader=grader,
+        server_url=server_url,
+        api_key=api_key,
+        sandbox=sandbox,
+        timeout=timeout,
+        reasoning=reasoning,
     )
     info = source.check()
     return _named_reward(source, failed_reward, name or info.name)

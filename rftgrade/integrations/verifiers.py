@@ -109,15 +109,24 @@ def make_reward(
     name: str | None = None,
     weight: float = 1.0,
     failed_reward: float = 0.0,
+    reasoning: str = "strip",
 ) -> GraderReward:
     """A verifiers reward for ``grader`` (a grader JSON path, or a server's grader id/name).
+
+    ``reasoning="strip"`` grades each reply's final answer, without a reasoning model's
+    ``<think>...</think>`` before it, as OpenAI's grader saw it; ``"keep"`` grades all of it.
 
     Raises:
         RewardSourceError: no grader, a grader file missing or invalid, an unknown sandbox,
             a malformed ``server_url`` (a server that is down or refuses is logged at the first call).
     """
     source = RewardSource(
-        grader=grader, server_url=server_url, api_key=api_key, sandbox=sandbox, timeout=timeout
+        grader=grader,
+        server_url=server_url,
+        api_key=api_key,
+        sandbox=sandbox,
+        timeout=timeout,
+        reasoning=reasoning,
     )
     info = source.check()
     return GraderReward(source, name=name or info.name, weight=weight, failed_reward=failed_reward)
@@ -129,7 +138,8 @@ _LOCK = threading.Lock()
 
 async def reward(task: Any, trace: Any) -> float:
     """A reward to plug by import path (``rftgrade.integrations.verifiers:reward``),
-    configured by ``RFTGRADE_GRADER`` / ``RFTGRADE_SERVER_URL`` / ``RFTGRADE_API_KEY``."""
+    configured by ``RFTGRADE_GRADER`` / ``RFTGRADE_SERVER_URL`` / ``RFTGRADE_API_KEY``
+    (and ``RFTGRADE_REASONING``)."""
     global _FROM_ENV
     with _LOCK:
         if _FROM_ENV is None:

@@ -27,6 +27,10 @@ class ServerConfig:
     retry_after_seconds: int = 2
     strip_tokens: tuple[str, ...] = ()
     """Special tokens removed from OpenRLHF samples besides the default ones (``--strip-tokens``)."""
+    reasoning: str = "strip"
+    """OpenRLHF samples: ``strip`` grades a completion's final answer, without a reasoning
+    model's reasoning before it (as OpenAI's grader saw it); ``keep`` grades all of it
+    (``--reasoning``)."""
     request_timeout: float | None = 600.0
     """Seconds a request's python samples may take together (a streamed request: each
     chunk); the rest then fail with ``unresponsive_reward_error``. ``None``: no bound."""

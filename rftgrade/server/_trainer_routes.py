@@ -29,7 +29,7 @@ def trainer_router(state: ServerState) -> APIRouter:
         found = state.lookup(grader)
         if isinstance(found, JSONResponse):
             return found
-        rows = _openrlhf.request_columns(body, state.strip_tokens)
+        rows = _openrlhf.request_columns(body, state.strip_tokens, state.config.reasoning)
 
         async def work() -> Response:
             results = await state.grade(found, rows)

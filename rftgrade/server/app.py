@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 
 from rftgrade._columns import Columns
 from rftgrade._dedupe import dedupe_rows
+from rftgrade._reasoning import REASONING_MODES
 from rftgrade._registry import GraderRegistry
 from rftgrade.integrations import openrlhf as _openrlhf
 from rftgrade.integrations.openrlhf import DEFAULT_STRIP_TOKENS, OpenRLHFRequest, openrlhf_rows
@@ -46,6 +47,10 @@ def openrlhf_columns(body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAUL
 def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry | None = None) -> FastAPI:
     """Build the ASGI app. Graders in ``config.graders`` are compiled before it serves."""
     config = config or ServerConfig()
+    if config.reasoning not in REASONING_MODES:
+        raise ValueError(
+            f"ServerConfig.reasoning is {config.reasoning!r}; use one of {', '.join(REASONING_MODES)}"
+        )
     registry = registry or GraderRegistry(
         sandbox=config.sandbox,
         ray=config.ray,

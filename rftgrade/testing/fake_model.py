@@ -13,7 +13,10 @@ API) over real HTTP (Starlette on uvicorn, both installed with the server extra)
   with that status (429 with ``retry-after-ms: 10``), then right;
 - ``mode=hang:<n>``: the first ``n`` calls wait 60 s (past any client timeout), then right;
 - ``mode=fail``: always HTTP 500;
-- ``mode=tool``: a tool call to the request's first tool, ``{"answer": X}``.
+- ``mode=tool``: a tool call to the request's first tool, ``{"answer": X}``;
+- ``mode=think``: right, after a reasoning model's ``<think>...</think>`` (as an
+  endpoint without a reasoning parser returns Qwen3's replies); ``mode=think-cut``:
+  the reasoning alone, cut before any answer (the length limit).
 
 A request with a JSON ``response_format`` gets ``{"reasoning": "because <reply>",
 "answer": <reply>}`` as text.
@@ -125,6 +128,12 @@ class FakeModelServer:
         fmt = body.get("response_format") or {}
         if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
             message["content"] = json.dumps({"reasoning": f"because {reply}", "answer": reply})
+        if mode == "think":
+            message["content"] = (
+                f"<think>\nThe answer is {reply}, I am sure.\n</think>\n\n{message['content']}"
+            )
+        if mode == "think-cut":
+            message["content"] = "<think>\nLet me think about this for a long"
         if mode == "tool" and body.get("tools"):
             name = body["tools"][0].get("function", {}).get("name", "tool")
             message = {

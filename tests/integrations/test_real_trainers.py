@@ -161,6 +161,21 @@ def test_exported_dataset_in_verl_trl_openrlhf() -> None:
     assert result["trap/item_columns"] == "int"
 
 
+def test_reasoning_model_completions_in_verl_and_openrlhf() -> None:
+    # Qwen3's <think> and gpt-oss's harmony channels, decoded by verl (special tokens
+    # skipped) and by OpenRLHF (kept): the grader gets the final answer, as at OpenAI.
+    strip = run("reasoning_check.py", "strip")
+    # The texts rftgrade is handed differ by trainer; harmony's markers go with verl's decode.
+    assert "analysisWe need" in strip["decoded/skip_special"] and "</think>" in strip["decoded/skip_special"]
+    assert "<|channel|>final<|message|>" in strip["decoded/kept"]
+    for path in ("verl/qwen3", "verl/gpt_oss", "openrlhf/qwen3", "openrlhf/gpt_oss"):
+        assert strip[path] == strip["own"], path
+    # Kept, the reasoning goes to the grader with the answer: the answer's half is lost.
+    keep = run("reasoning_check.py", "keep")
+    for path in ("verl/qwen3", "verl/gpt_oss", "openrlhf/qwen3", "openrlhf/gpt_oss"):
+        assert keep[path] == [pytest.approx(r - 0.5 if r > 0.5 else r) for r in keep["own"]], path
+
+
 def test_exported_config_runs_in_verl_trl_openrlhf() -> None:
     # `rftgrade export config` on a job with every hyperparameter, its files run by the
     # trainers' own entry points (paths with a space and a comma in them).

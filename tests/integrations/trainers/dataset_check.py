@@ -86,9 +86,11 @@ def export(data: Path, trainer: str, out: Path) -> str:
     return done.stdout
 
 
-def verl_scores(path: Path, tokenizer: Any, whole: dict[str, Any] | None = None) -> dict[str, Any]:
-    """verl's RLHFDataset reads the file; its rows go through the reward loop's naive manager
-    (or the manager a ``whole`` verl config names)."""
+def verl_scores(
+    path: Path, tokenizer: Any, whole: dict[str, Any] | None = None, answers: list[str] = ANSWERS
+) -> dict[str, Any]:
+    """verl's RLHFDataset reads the file; its rows, with ``answers`` as their responses, go
+    through the reward loop's naive manager (or the manager a ``whole`` verl config names)."""
     import numpy as np
     import torch
     from omegaconf import OmegaConf
@@ -111,7 +113,9 @@ def verl_scores(path: Path, tokenizer: Any, whole: dict[str, Any] | None = None)
     ]
     prompts = [tokenizer(text)["input_ids"] for text in texts]
     plen = max(len(p) for p in prompts)
-    responses = [[*tokenizer(a)["input_ids"], tokenizer.eos_token_id] for a in ANSWERS]
+    responses = [
+        [*tokenizer(a, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id] for a in answers
+    ]
     rlen = max(len(r) for r in responses)
     for p, r in zip(prompts, responses, strict=True):
         p_ids.append([tokenizer.pad_token_id] * (plen - len(p)) + p)
@@ -188,10 +192,12 @@ def trl_run(path: Path, grader: str, out: Path) -> dict[str, Any]:
     return {"columns": sorted(train.column_names), "logged_means": logged}
 
 
-def openrlhf_run(path: Path, grader: Path) -> dict[str, Any]:
+def openrlhf_run(
+    path: Path, grader: Path, answers: list[str] = ANSWERS, tok: Any = None, serve_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """OpenRLHF's PromptDataset reads the file (--data.input_key messages
     --apply_chat_template --data.label_key item); its agent executor sends each
-    prompt's label to rftgrade serve with a response."""
+    prompt's label to rftgrade serve with a response (``answers``, as ``tok`` encodes them)."""
     from types import SimpleNamespace
 
     from datasets import load_dataset
@@ -199,7 +205,7 @@ def openrlhf_run(path: Path, grader: Path) -> dict[str, Any]:
     from openrlhf_check import Engine, rollout_with, tokenizer
 
     loaded = load_dataset("json", data_files=str(path))["train"]
-    tok = tokenizer()
+    tok = tok or tokenizer()
     data_args = SimpleNamespace(
         input_key="messages", label_key="item", apply_chat_template=True, image_key="images"
     )
@@ -207,13 +213,13 @@ def openrlhf_run(path: Path, grader: Path) -> dict[str, Any]:
     dataset = PromptDataset(loaded, tok, strategy)
     out: dict[str, Any] = {"openrlhf/columns": sorted(loaded.column_names)}
     out["openrlhf/labels_exact"] = [json.loads(dataset[i][2]) for i in range(len(dataset))] == ROWS
-    with serve("--grader", f"g={grader}") as url:
+    with serve("--grader", f"g={grader}", *serve_args) as url:
         rewards = [
             asyncio.run(
                 rollout_with(
                     f"{url}/v1/openrlhf/reward?grader=g",
                     dataset[i][1],
-                    ANSWERS[i],
+                    answers[i],
                     dataset[i][2],
                     tok,
                     Engine,
