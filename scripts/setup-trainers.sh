@@ -22,7 +22,9 @@ $P "torch==2.13.0" 2>/dev/null || $P torch==2.13.0 --index-url https://download.
 $P --no-deps verl==0.9.1 openrlhf==0.11.2
 # pip reports openrlhf's unmet pins here and exits 0.
 $P -r scripts/trainers-requirements.txt 2>&1 | grep -v "requires\|incompatible\|dependency resolver" || true
+# xgrammar without triton (GPU kernels; its regex compiler and matcher run on the CPU).
+$P --no-deps xgrammar==0.2.9
 # TRL before 1.9 (it reads reward_funcs[i].__name__), beside the current one: tests put it first on PYTHONPATH.
 $P --no-deps --target "$TV/trl-1.8" trl==1.8.0
-"$TV/bin/python" -c "import trl, verl, openrlhf, verifiers, torch, transformers"
+"$TV/bin/python" -c "import trl, verl, openrlhf, verifiers, torch, transformers, xgrammar, outlines_core"
 echo "$stamp" > "$TV/.rftgrade-stamp"

@@ -52,8 +52,8 @@ class JobSettings:
     seed: int | None = None
     model: str | None = None
     """OpenAI's model (``o4-mini-2025-04-16``): named in a note, never trained here."""
-    response_format: bool = False
-    """The job constrained the sampled model's output to a JSON schema."""
+    response_format: dict[str, Any] | None = None
+    """The job's ``response_format``: OpenAI sampled under its JSON schema."""
     from_job: bool = True
     """False for a bare grader: no job, so no settings to carry."""
 
@@ -127,5 +127,5 @@ def job_settings(source: GraderSource) -> JobSettings:
         **values,
         seed=seed,
         model=job.get("model") if isinstance(job.get("model"), str) else None,
-        response_format=job.get("response_format") is not None,
+        response_format=job["response_format"] if isinstance(job.get("response_format"), dict) else None,
     )

@@ -34,6 +34,7 @@ from rftgrade._exceptions import DataError
 from rftgrade._forms import GraderSource
 from rftgrade._jsonl import iter_json_lines
 from rftgrade.integrations.job_settings import BASE_LEARNING_RATE, JobSettings, job_settings
+from rftgrade.integrations.structured_output import StructuredOutputUnavailable, schema_regex
 
 __all__ = ["RunSetup", "TrainerConfig", "trainer_config"]
 
@@ -118,6 +119,44 @@ def _carry_shared(
         )
 
 
+_FREE = (
+    "response_format: OpenAI constrained the sampled model's output to the job's JSON schema; {why}, "
+    "so the prompt must ask for that JSON (the grader reads sample.output_json from the output text)"
+)
+
+
+def _free_sampling_note(job: JobSettings) -> list[str]:
+    """verl's and OpenRLHF's note: they have no setting for a constrained sampler."""
+    if job.response_format is None:
+        return []
+    return [_FREE.format(why="this trainer samples freely (TRL's launch file can constrain vLLM to it)")]
+
+
+def _trl_structured(
+    job: JobSettings, entries: list[tuple[str, Any]], mapping: list[tuple[str, str]]
+) -> list[str]:
+    """The job's schema as TRL's ``vllm_structured_outputs_regex``, or the note why not."""
+    if job.response_format is None:
+        return []
+    try:
+        regex = schema_regex(job.response_format)
+    except StructuredOutputUnavailable as exc:
+        return [f"{_FREE.format(why='TRL samples freely here')}; {exc}"]
+    entries.append(("vllm_structured_outputs_regex", regex))
+    mapping.append(
+        (
+            "response_format",
+            f"vllm_structured_outputs_regex: the JSON schema as a regex ({len(regex):,} characters, "
+            "outlines-core): vLLM samples under it, as OpenAI sampled under the schema",
+        )
+    )
+    return [
+        "response_format: vllm_structured_outputs_regex holds only with use_vllm: true (TRL's transformers "
+        "generation ignores it); it applies from the first token, so a model that reasons in <think> first "
+        "cannot: remove the line for such a model and ask for the JSON in the prompt"
+    ]
+
+
 def _common_notes(job: JobSettings, setup: RunSetup) -> list[str]:
     if not job.from_job:
         return [
@@ -133,12 +172,6 @@ def _common_notes(job: JobSettings, setup: RunSetup) -> list[str]:
         notes.append(
             f"compute_multiplier {job.compute_multiplier:g}: OpenAI does not publish what it multiplies; "
             f"the nearest open setting is the samples per prompt ({setup.samples_per_prompt}, -n)"
-        )
-    if job.response_format:
-        notes.append(
-            "response_format: OpenAI constrained the sampled model's output to the job's JSON schema; the "
-            "open trainers sample freely, so the prompt must ask for that JSON (the grader reads "
-            "sample.output_json from the output text)"
         )
     for name, value in (("batch_size", job.batch_size), ("n_epochs", job.n_epochs)):
         if value is None:
@@ -241,13 +274,17 @@ def _verl(job: JobSettings, setup: RunSetup, adapter: str, made_by: str) -> Trai
     mapping: list[tuple[str, str]] = [
         ("samples per prompt (-n)", f"actor_rollout_ref.rollout.n={setup.samples_per_prompt}")
     ]
-    notes = _common_notes(job, setup) + _file_notes(
-        job,
-        setup,
-        (
-            512,
-            "data.max_prompt_length is 512 unless set, and verl stops at a longer prompt (data.truncation=error)",
-        ),
+    notes = (
+        _common_notes(job, setup)
+        + _free_sampling_note(job)
+        + _file_notes(
+            job,
+            setup,
+            (
+                512,
+                "data.max_prompt_length is 512 unless set, and verl stops at a longer prompt (data.truncation=error)",
+            ),
+        )
     )
     if setup.val is not None:
         overrides.append(("data.val_files", str(setup.val)))
@@ -369,6 +406,7 @@ def _trl(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
                 "(read by chat templates that know it, such as gpt-oss's; others ignore it)",
             )
         )
+    notes += _trl_structured(job, entries, mapping)
     if setup.val is not None:
         notes.append(
             "eval_interval, eval_samples, --val: `trl grpo` trains on one dataset and has no separate "
@@ -402,8 +440,12 @@ def _openrlhf(job: JobSettings, setup: RunSetup, made_by: str) -> TrainerConfig:
         ("--rollout.n_samples_per_prompt", g),
     ]
     mapping: list[tuple[str, str]] = [("samples per prompt (-n)", f"--rollout.n_samples_per_prompt {g}")]
-    notes = _common_notes(job, setup) + _file_notes(
-        job, setup, (2048, "OpenRLHF's --data.max_len (prompt and answer together) is 2048 unless set")
+    notes = (
+        _common_notes(job, setup)
+        + _free_sampling_note(job)
+        + _file_notes(
+            job, setup, (2048, "OpenRLHF's --data.max_len (prompt and answer together) is 2048 unless set")
+        )
     )
     if job.batch_size is not None:
         flags += [("--rollout.batch_size", job.batch_size), ("--train.batch_size", job.batch_size * g)]

@@ -196,6 +196,14 @@ def test_exported_config_runs_in_verl_trl_openrlhf() -> None:
     assert (
         trl["per_device_train_batch_size"] * trl["gradient_accumulation_steps"] == 3 * trl["num_generations"]
     )
+    # The job's response_format: TRL's own parser reads the regex rftgrade wrote, and
+    # xgrammar (vLLM's structured-output backend) lets through the schema's answers alone.
+    from rftgrade.integrations.structured_output import schema_regex
+
+    assert result["trl/regex"] == schema_regex(result["response_format"])
+    assert result["trl/accepted"] == {
+        "compact": True, "spaced": True, "missing": False, "reordered": False, "prose": False
+    }  # fmt: skip
     logged = result["trl/logged"]
     assert len(logged) == 1 and float(logged[0]["learning_rate"]) == pytest.approx(
         2 * result["trl/default_lr"]

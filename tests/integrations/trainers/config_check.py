@@ -46,6 +46,20 @@ JOB: dict[str, Any] = {
         "type": "reinforcement",
         "reinforcement": {
             "grader": GRADER,
+            # OpenAI sampled under it; TRL's file carries it as vLLM's regex.
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "answer",
+                    "strict": True,
+                    "schema": {
+                        "type": "object",
+                        "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+                        "required": ["answer", "confidence"],
+                        "additionalProperties": False,
+                    },
+                },
+            },
             "hyperparameters": {
                 "batch_size": 3,
                 "n_epochs": 2,
@@ -159,10 +173,34 @@ def trl_part(tmp: Path, job: Path, own_noise: float) -> dict[str, Any]:
     done = run([str(VENV_BIN / "trl"), "grpo", "--config", str(cfg), *cpu], str(VENV_BIN), timeout=500)
     logs = [ast.literal_eval(m) for m in re.findall(r"\{'loss'[^}]*\}", done.stdout + done.stderr)]
     return {
+        **trl_structured(cfg, cpu),
         "trl/config": yaml.safe_load(cfg.read_text()),
         "trl/logged": logs,
         "trl/own_noise_mean": own_noise,
         "trl/default_lr": GRPOConfig.__dataclass_fields__["learning_rate"].default,
+    }
+
+
+def trl_structured(cfg: Path, extra: list[str]) -> dict[str, Any]:
+    """The regex as TRL's own command line reads it, and as xgrammar (vLLM's default
+    structured-output backend) compiles it: which answers it lets vLLM write."""
+    import xgrammar
+    from trl.scripts.grpo import make_parser
+    from xgrammar.testing import _is_grammar_accept_string
+
+    _, args, _, _ = make_parser().parse_args_and_config(["--config", str(cfg), *extra])
+    regex = args.vllm_structured_outputs_regex
+    grammar = xgrammar.Grammar.from_regex(regex)
+    answers = {
+        "compact": '{"answer":"42","confidence":0.9}',
+        "spaced": '{"answer": "6 x 7 = \\"42\\"", "confidence": 1}',
+        "missing": '{"answer": "42"}',
+        "reordered": '{"confidence": 0.9, "answer": "42"}',
+        "prose": "The answer is 42.",
+    }
+    return {
+        "trl/regex": regex,
+        "trl/accepted": {name: _is_grammar_accept_string(grammar, text) for name, text in answers.items()},
     }
 
 
@@ -232,6 +270,7 @@ def main() -> None:
     result.update(trl_part(tmp, job, sum(noise) / len(noise)))
     result.update(openrlhf_part(tmp, job))
     result["own"] = right
+    result["response_format"] = JOB["method"]["reinforcement"]["response_format"]
     emit(result)
 
 
