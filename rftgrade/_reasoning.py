@@ -27,13 +27,35 @@ answer) has the empty answer: the model gave none.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["REASONING_MODES", "Answer", "answer_sample", "final_answer", "split_answer"]
+__all__ = [
+    "REASONING_MODES",
+    "Answer",
+    "answer_sample",
+    "final_answer",
+    "reasoning_mode",
+    "split_answer",
+]
 
 REASONING_MODES = ("strip", "keep")
 """``strip``: grade the final answer alone (the default); ``keep``: the completion as decoded."""
+
+
+def reasoning_mode(flag: str | None, *, setting: str = "--reasoning") -> str:
+    """The mode a face runs in: its ``flag``, else ``RFTGRADE_REASONING``, else ``strip``.
+
+    One rule for the CLI commands and the adapters, so a team that sets the
+    variable once gets the same grading from ``serve``, ``eval`` and the trainers.
+    Raises ValueError naming ``setting`` and the variable when the value is not a mode.
+    """
+    mode = flag or os.environ.get("RFTGRADE_REASONING") or "strip"
+    if mode not in REASONING_MODES:
+        raise ValueError(f"{setting} (or RFTGRADE_REASONING) is {mode!r}; use strip or keep")
+    return mode
+
 
 _TAGS = (("<think>", "</think>"), ("[THINK]", "[/THINK]"), ("<seed:think>", "</seed:think>"))
 _HARMONY = "<|channel|>"

@@ -79,13 +79,13 @@ def eval_cmd(
         float, typer.Option(help="Base delay of the exponential backoff, seconds.")
     ] = 1.0,
     reasoning: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             help="strip: grade each reply's final answer, without a reasoning model's "
             "<think>...</think> before it, as OpenAI's grader saw it (and as the trainer adapters do); "
-            "keep: grade all of it.",
+            "keep: grade all of it ($RFTGRADE_REASONING; default strip).",
         ),
-    ] = "strip",
+    ] = None,
     sandbox: SandboxOption = None,
 ) -> None:
     """Evaluate the base model first: sample -n times per row, grade, and say which rows can teach GRPO.
@@ -94,16 +94,18 @@ def eval_cmd(
     marked not sampled; run again with the same --out to fill them in).
     """
     from rftgrade._exceptions import RftgradeError
-    from rftgrade._reasoning import REASONING_MODES
+    from rftgrade._reasoning import reasoning_mode
     from rftgrade.evaluate import EvalConfig, EvalProgress, run_eval
     from rftgrade.evaluate._report import verdict
 
     if not data.is_file():
         err.print(f"[red]error:[/] no dataset at {data}")
         raise typer.Exit(2)
-    if reasoning not in REASONING_MODES:
-        err.print(f"[red]error:[/] --reasoning is {reasoning!r}; use strip or keep")
-        raise typer.Exit(2)
+    try:
+        reasoning = reasoning_mode(reasoning)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     if samples is not None and not samples.is_file():
         err.print(f"[red]error:[/] no samples file at {samples} (--samples)")
         raise typer.Exit(2)

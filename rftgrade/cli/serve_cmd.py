@@ -65,16 +65,15 @@ def serve_cmd(
 ) -> None:
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
-    from rftgrade._reasoning import REASONING_MODES
+    from rftgrade._reasoning import reasoning_mode
     from rftgrade.cli._io import say_form
     from rftgrade.server import ServerConfig, serve
 
-    reasoning = reasoning or os.environ.get("RFTGRADE_REASONING") or "strip"
-    if reasoning not in REASONING_MODES:
-        typer.echo(
-            f"error: --reasoning (or RFTGRADE_REASONING) is {reasoning!r}; use strip or keep", err=True
-        )
-        raise typer.Exit(2)
+    try:
+        reasoning = reasoning_mode(reasoning)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     graders: dict[str, str] = {}
     for entry in grader or []:
         name, sep, path = entry.partition("=")
