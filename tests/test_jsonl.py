@@ -9,7 +9,7 @@ from rftgrade._jsonl import iter_json_lines
 
 def test_each_line_has_its_number_and_a_broken_one_its_reason(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
-    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n\n{"b": \n' + b'{"c": "\xff"}\n' + b'[2]\r\n')
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n\n{"b": \n' + b'{"c": "\xff"}\n' + b"[2]\r\n")
     got = list(iter_json_lines(path))
     # The byte-order mark before line 1 is skipped; the blank line 2 is not a row.
     assert got[0] == (1, {"a": 1}, None)
