@@ -44,16 +44,16 @@ REASONING_MODES = ("strip", "keep")
 """``strip``: grade the final answer alone (the default); ``keep``: the completion as decoded."""
 
 
-def reasoning_mode(flag: str | None, *, setting: str = "--reasoning") -> str:
-    """The mode a face runs in: its ``flag``, else ``RFTGRADE_REASONING``, else ``strip``.
+def reasoning_mode(flag: str | None) -> str:
+    """The mode of a CLI command: its ``--reasoning``, else ``RFTGRADE_REASONING``, else ``strip``.
 
-    One rule for the CLI commands and the adapters, so a team that sets the
-    variable once gets the same grading from ``serve``, ``eval`` and the trainers.
-    Raises ValueError naming ``setting`` and the variable when the value is not a mode.
+    ``serve`` and ``eval`` share it, and the trainer adapters read the same variable
+    (``RewardSource.from_env``), so a team that sets it once grades one way everywhere.
+    Raises ValueError naming the flag and the variable when the value is not a mode.
     """
     mode = flag or os.environ.get("RFTGRADE_REASONING") or "strip"
     if mode not in REASONING_MODES:
-        raise ValueError(f"{setting} (or RFTGRADE_REASONING) is {mode!r}; use strip or keep")
+        raise ValueError(f"--reasoning (or RFTGRADE_REASONING) is {mode!r}; use strip or keep")
     return mode
 
 
