@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = [
     "REASONING_MODES",
     "Answer",
-    "answer_sample",
     "final_answer",
     "reasoning_mode",
     "split_answer",
@@ -108,19 +106,3 @@ def final_answer(text: str) -> str:
     '42'
     """
     return split_answer(text).text
-
-
-def answer_sample(sample: Any) -> tuple[Any, Answer | None]:
-    """A trainer's sample with its final answer alone, and the split (``None`` for a
-    sample that is neither text nor a chat message, which is left as it is).
-
-    A chat message (TRL's conversational completions, verifiers' replies) keeps its
-    other keys; only its text ``content`` is cut.
-    """
-    if isinstance(sample, str):
-        answer = split_answer(sample)
-        return answer.text, answer
-    if isinstance(sample, dict) and isinstance(sample.get("content"), str) and "output_text" not in sample:
-        answer = split_answer(sample["content"])
-        return ({**sample, "content": answer.text} if answer.had_reasoning else sample), answer
-    return sample, None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rftgrade import final_answer
-from rftgrade._reasoning import Answer, answer_sample, split_answer
+from rftgrade._reasoning import Answer, split_answer
+from rftgrade.integrations._samples import SampleCounts, openai_sample
 
 ANSWER = '{"answer": "42"}'
 
@@ -64,12 +67,19 @@ def test_the_answer_after_the_reasoning_is_kept_exactly(reasoning: str, answer: 
     assert final_answer(completion) == answer
 
 
-def test_answer_sample_cuts_text_and_chat_messages_only() -> None:
-    assert answer_sample("<think>x</think>42") == ("42", Answer("42", True, False))
+def test_trainer_samples_cut_text_and_chat_messages_only() -> None:
+    counts = SampleCounts()
+
+    def cut(sample: Any) -> Any:
+        return openai_sample(sample, "strip", "parse", counts)
+
+    assert cut("<think>x</think>42") == "42"
     message = {"role": "assistant", "content": "<think>x</think>42", "reasoning_content": None}
-    assert answer_sample(message)[0] == {"role": "assistant", "content": "42", "reasoning_content": None}
+    assert cut(message) == {"role": "assistant", "content": "42", "reasoning_content": None}
     plain = {"role": "assistant", "content": "42"}
-    assert answer_sample(plain)[0] is plain  # nothing to cut: the same object
+    assert cut(plain) is plain  # nothing to cut: the same object
     sample = {"output_text": "<think>x</think>42"}  # OpenAI's sample shape: given as it is
-    assert answer_sample(sample) == (sample, None)
-    assert answer_sample(None) == (None, None)
+    assert cut(sample) is sample
+    assert cut(None) is None
+    assert cut("<think>\nunfinished") == ""
+    assert counts == SampleCounts(reasoning=3, unfinished=1)

@@ -86,6 +86,15 @@ def eval_cmd(
             "keep: grade all of it ($RFTGRADE_REASONING; default strip).",
         ),
     ] = None,
+    tool_calls: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tool-calls",
+            help="parse: tool calls an endpoint without a tool parser leaves in a reply's text "
+            "(<tool_call>...</tool_call>, gpt-oss's) are its sample.output_tools, as the trainer adapters "
+            "read them; keep: they stay text ($RFTGRADE_TOOL_CALLS; default parse).",
+        ),
+    ] = None,
     sandbox: SandboxOption = None,
 ) -> None:
     """Evaluate the base model first: sample -n times per row, grade, and say which rows can teach GRPO.
@@ -95,6 +104,7 @@ def eval_cmd(
     """
     from rftgrade._exceptions import RftgradeError
     from rftgrade._reasoning import reasoning_mode
+    from rftgrade._toolcalls import tool_call_mode
     from rftgrade.evaluate import EvalConfig, EvalProgress, run_eval
     from rftgrade.evaluate._report import verdict
 
@@ -103,6 +113,7 @@ def eval_cmd(
         raise typer.Exit(2)
     try:
         reasoning = reasoning_mode(reasoning)
+        tool_calls = tool_call_mode(tool_calls)
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -122,6 +133,7 @@ def eval_cmd(
         max_retries=retries,
         backoff=retry_backoff,
         reasoning=reasoning,
+        tool_calls=tool_calls,
     )
     with Progress(
         TextColumn("grading" if samples else "sampling + grading"),

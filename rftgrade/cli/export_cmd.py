@@ -159,9 +159,18 @@ def dataset_cmd(
     data_source: Annotated[
         str, typer.Option(help="verl's data_source column (its metrics' label).")
     ] = "rftgrade",
+    tool_prompt: Annotated[
+        str,
+        typer.Option(
+            "--tool-prompt",
+            help="A row's tools: hermes writes them into its system turn as Qwen3's and Hermes's "
+            "chat templates do; none leaves them out of the prompt (a trainer given the tools itself).",
+        ),
+    ] = "hermes",
 ) -> None:
     """Write DATA as TRAINER's dataset: each row's prompt, and its OpenAI item exactly as graders see it."""
     from rftgrade._exceptions import DataError
+    from rftgrade.integrations._tool_prompt import TOOL_PROMPTS
     from rftgrade.integrations.trainer_data import (
         ITEM_KEY,
         ExportSummary,
@@ -171,6 +180,9 @@ def dataset_cmd(
     )
 
     _check_trainer(trainer)
+    if tool_prompt not in TOOL_PROMPTS:
+        typer.echo(f"error: --tool-prompt is {tool_prompt!r}; use {' or '.join(TOOL_PROMPTS)}", err=True)
+        raise typer.Exit(2)
     if out.suffix not in (".jsonl", ".json", ".parquet"):
         typer.echo(f"error: -o {out}: name a .jsonl or a .parquet file", err=True)
         raise typer.Exit(2)
@@ -184,7 +196,7 @@ def dataset_cmd(
         raise typer.Exit(2)
     summary = ExportSummary()
     # First every row is checked: a bad one, and nothing is written.
-    count = sum(1 for _ in read_training_rows(data, summary))
+    count = sum(1 for _ in read_training_rows(data, summary, tool_prompt))
     if summary.problems:
         for problem in summary.problems[:20]:
             typer.echo(f"  {data}: {problem}", err=True)
@@ -200,7 +212,9 @@ def dataset_cmd(
         typer.echo(f"error: {data} has no rows", err=True)
         raise typer.Exit(1)
     try:
-        rows = read_training_rows(data, ExportSummary())  # then read again, written as it is read
+        rows = read_training_rows(
+            data, ExportSummary(), tool_prompt
+        )  # then read again, written as it is read
         written = write_rows((trainer_row(row, trainer, i, data_source) for i, row in enumerate(rows)), out)
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -215,10 +229,12 @@ def dataset_cmd(
         typer.echo(
             f"note: {summary.samples_left_out} row(s) carried samples, which training does not use: left out"
         )
-    if summary.rows_with_tools:
+    _say_tools(summary.rows_with_tools, tool_prompt)
+    if summary.rows_with_response_format:
         typer.echo(
-            f"note: {summary.rows_with_tools} row(s) have tools or response_format: the item keeps them, "
-            "the prompt does not (give the trainer its tools in its own config)"
+            f"note: {summary.rows_with_response_format} row(s) have response_format: the item keeps it, the "
+            "prompt does not (a job's response_format: `rftgrade export config` writes it as the trainer's "
+            "structured output)"
         )
     adapter = importlib.util.find_spec("rftgrade.integrations.verl")
     where = adapter.origin if adapter is not None else "rftgrade/integrations/verl.py"
@@ -227,6 +243,22 @@ def dataset_cmd(
         f"then: `rftgrade export config JOB.json --trainer {trainer} --model MODEL --train {out}` writes "
         "the launch file, with the job's hyperparameters and the grader wired in"
     )
+
+
+def _say_tools(rows: int, tool_prompt: str) -> None:
+    if not rows:
+        return
+    if tool_prompt == "hermes":
+        typer.echo(
+            f"note: {rows} row(s) offer tools: written into each prompt's system turn as Qwen3's and Hermes's "
+            "chat templates write them (--tool-prompt none leaves them out, for a trainer given the tools "
+            "itself); the model's <tool_call> blocks reach the grader as sample.output_tools"
+        )
+    else:
+        typer.echo(
+            f"note: {rows} row(s) offer tools: the item keeps them, the prompt does not (--tool-prompt none); "
+            "show the model its tools the way the trainer does"
+        )
 
 
 @export_app.command("config")

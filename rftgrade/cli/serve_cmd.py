@@ -50,6 +50,15 @@ def serve_cmd(
             "default strip).",
         ),
     ] = None,
+    tool_calls: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tool-calls",
+            help="OpenRLHF samples: parse (grade the tool calls written in a completion, "
+            "<tool_call>...</tool_call> or gpt-oss's, as sample.output_tools, as OpenAI's grader saw "
+            "them) or keep ($RFTGRADE_TOOL_CALLS; default parse).",
+        ),
+    ] = None,
     request_timeout: Annotated[
         float, typer.Option(help="Seconds a request's python samples may take together (0: no bound).")
     ] = 600.0,
@@ -66,11 +75,13 @@ def serve_cmd(
     """Serve graders over HTTP: OpenAI's graders/run and validate, /v1/grade, OpenRLHF, metrics."""
     from rftgrade._exceptions import BackendUnavailableError, GraderValidationError
     from rftgrade._reasoning import reasoning_mode
+    from rftgrade._toolcalls import tool_call_mode
     from rftgrade.cli._io import say_form
     from rftgrade.server import ServerConfig, serve
 
     try:
         reasoning = reasoning_mode(reasoning)
+        tool_calls = tool_call_mode(tool_calls)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -91,6 +102,7 @@ def serve_cmd(
         max_inflight_rows=max_inflight_rows,
         strip_tokens=tuple(t.strip() for t in (strip_tokens or "").split(",") if t.strip()),
         reasoning=reasoning,
+        tool_calls=tool_calls,
         request_timeout=request_timeout or None,
         max_inline_graders=max_inline_graders,
         max_inline_grader_mb=max_inline_grader_mb,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rftgrade._reasoning import final_answer
+from rftgrade._toolcalls import split_tool_calls
 
 __all__ = ["SamplingClient", "SamplingError", "SamplingStats", "build_sample", "request_body"]
 
@@ -57,14 +58,16 @@ def request_body(
 
 
 def build_sample(
-    response: dict[str, Any], response_format: Any = None, reasoning: str = "strip"
+    response: dict[str, Any], response_format: Any = None, reasoning: str = "strip", tool_calls: str = "parse"
 ) -> dict[str, Any]:
     """OpenAI's sample dict from a Chat Completions response (as a plain dict).
 
     ``output_text`` is the first choice's content (with ``reasoning="strip"``, its final
     answer: an endpoint without a reasoning parser leaves a reasoning model's
     ``<think>...</think>`` in the content, which OpenAI's grader never saw;
-    :mod:`rftgrade._reasoning`), ``output_tools`` its ``tool_calls``,
+    :mod:`rftgrade._reasoning`), ``output_tools`` its ``tool_calls`` (with
+    ``tool_calls="parse"``, read from the content when the endpoint has no tool parser
+    and left them there, as the trainer adapters read them; :mod:`rftgrade._toolcalls`),
     ``choices`` the response's choices, and ``output_json`` the parsed text when the
     request asked for JSON (``response_format`` ``json_object``/``json_schema``) and
     the text parses; otherwise rftgrade derives it from the text as usual.
@@ -73,13 +76,17 @@ def build_sample(
     message = (choices[0] or {}).get("message") or {} if choices else {}
     content = message.get("content")
     text = content if isinstance(content, str) else ""
-    if reasoning == "strip":
+    calls = list(message.get("tool_calls") or [])
+    split = (
+        split_tool_calls(text, keep_reasoning=reasoning == "keep")
+        if tool_calls == "parse" and not calls
+        else None
+    )
+    if split is not None and split.tool_calls:
+        text, calls = split.content, split.tool_calls
+    elif reasoning == "strip":
         text = final_answer(text)
-    sample: dict[str, Any] = {
-        "output_text": text,
-        "output_tools": list(message.get("tool_calls") or []),
-        "choices": choices,
-    }
+    sample: dict[str, Any] = {"output_text": text, "output_tools": calls, "choices": choices}
     if isinstance(response_format, dict) and response_format.get("type") in _JSON_FORMATS:
         try:
             sample["output_json"] = json.loads(text)

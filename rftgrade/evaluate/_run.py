@@ -28,7 +28,7 @@ from rftgrade.evaluate._stats import RowRewards, summarize_rows
 __all__ = ["EvalConfig", "EvalOutcome", "EvalProgress", "arun_eval", "run_eval"]
 
 NOT_SAMPLED = "not_sampled"
-_IDENTITY = ("model", "temperature", "max_tokens", "reasoning")
+_IDENTITY = ("model", "temperature", "max_tokens", "reasoning", "tool_calls")
 _GRADE_SLICE = 32
 
 
@@ -54,6 +54,9 @@ class EvalConfig:
     reasoning: str = "strip"
     """``strip``: grade each reply's final answer, without a reasoning model's reasoning
     before it (as the trainer adapters do, and as OpenAI's grader saw it); ``keep``: all of it."""
+    tool_calls: str = "parse"
+    """``parse``: tool calls an endpoint left in a reply's text are its ``output_tools``
+    (as the trainer adapters read them); ``keep``: they stay text."""
     grade_batch: int = 256
     give_up_after: int | None = None
     """Consecutive failed samples after which the rest are not attempted (default
@@ -263,7 +266,10 @@ async def arun_eval(
                     response = await client.sample(bodies[i])
                     fmt_i = bodies[i].get("response_format")
                     record = Record(
-                        i, n, sample=build_sample(response, fmt_i, config.reasoning), prompt=shas[i]
+                        i,
+                        n,
+                        sample=build_sample(response, fmt_i, config.reasoning, config.tool_calls),
+                        prompt=shas[i],
                     )
                     failures_in_a_row = 0
                 except SamplingError as exc:

@@ -27,7 +27,10 @@ from urllib.parse import urlsplit
 from rftgrade._columns import Columns
 from rftgrade._exceptions import RftgradeError
 from rftgrade._json import dumps, loads
-from rftgrade._reasoning import REASONING_MODES, answer_sample
+from rftgrade._reasoning import REASONING_MODES
+from rftgrade._toolcalls import TOOL_CALL_MODES
+from rftgrade.integrations._loud import LOG_EVERY, note_failure, reset_counter_locks
+from rftgrade.integrations._samples import SampleCounts, note_samples, openai_sample
 
 __all__ = [
     "LOG_EVERY",
@@ -41,9 +44,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("rftgrade.integrations")
-
-LOG_EVERY = 100
-"""After the first WARNING, one line per this many further failures of the same kind."""
 
 T = TypeVar("T")
 
@@ -77,6 +77,10 @@ class RewardSource:
         reasoning: ``"strip"`` grades each completion's final answer, without the
             reasoning before it (``<think>...</think>``; :mod:`rftgrade._reasoning`), as
             OpenAI's grader saw it; ``"keep"`` grades the completion as decoded.
+        tool_calls: ``"parse"`` grades the tool calls written in a completion
+            (``<tool_call>...</tool_call>``, gpt-oss's ``to=functions.NAME``;
+            :mod:`rftgrade._toolcalls`) as ``sample.output_tools``, as OpenAI's grader
+            saw them; ``"keep"`` leaves them in the text.
     """
 
     grader: str | None = None
@@ -85,11 +89,13 @@ class RewardSource:
     sandbox: str = "auto"
     timeout: float = 300.0
     reasoning: str = "strip"
+    tool_calls: str = "parse"
 
     @classmethod
     def from_env(cls) -> RewardSource:
         """``RFTGRADE_GRADER``, ``RFTGRADE_SERVER_URL``, ``RFTGRADE_API_KEY``,
-        ``RFTGRADE_SANDBOX``, ``RFTGRADE_TIMEOUT``, ``RFTGRADE_REASONING``."""
+        ``RFTGRADE_SANDBOX``, ``RFTGRADE_TIMEOUT``, ``RFTGRADE_REASONING``,
+        ``RFTGRADE_TOOL_CALLS``."""
         timeout = os.environ.get("RFTGRADE_TIMEOUT", "300")
         try:
             seconds = float(timeout)
@@ -104,6 +110,7 @@ class RewardSource:
             sandbox=os.environ.get("RFTGRADE_SANDBOX", "auto"),
             timeout=seconds,
             reasoning=os.environ.get("RFTGRADE_REASONING") or "strip",
+            tool_calls=os.environ.get("RFTGRADE_TOOL_CALLS") or "parse",
         )
 
     @property
@@ -126,6 +133,12 @@ class RewardSource:
             raise RewardSourceError(
                 f"reasoning is {self.reasoning!r} (RFTGRADE_REASONING / reasoning=): use strip (grade "
                 "the final answer, as OpenAI's grader saw it) or keep (grade the completion with its reasoning)"
+            )
+        if self.tool_calls not in TOOL_CALL_MODES:
+            raise RewardSourceError(
+                f"tool_calls is {self.tool_calls!r} (RFTGRADE_TOOL_CALLS / tool_calls=): use parse (grade "
+                "a completion's tool calls as output_tools, as OpenAI's grader saw them) or keep (leave them "
+                "in the text)"
             )
         if self.server_url:
             parts = urlsplit(self.server_url)
@@ -202,47 +215,7 @@ def _reset_after_fork() -> None:
     _GRADERS.clear()
     _LOCK = threading.Lock()
     _BG_LOOP = None
-    for counter in _COUNTERS.values():
-        counter.lock = threading.Lock()
-
-
-# -- loud, then counted ---------------------------------------------------------
-class _Counter:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.failures = 0
-        self.rows = 0
-
-
-_COUNTERS: dict[tuple[str, str], _Counter] = {}
-
-
-def note_failure(kind: str, where: str, message: str, rows: int, outcome: str = "scored as failed") -> None:
-    """Log a failure at WARNING the first time for ``(kind, where)``, then one line per
-    :data:`LOG_EVERY` more; ``rows`` samples were ``outcome`` because of it."""
-    counter = _COUNTERS.setdefault((kind, where), _Counter())
-    with counter.lock:
-        counter.failures += 1
-        counter.rows += rows
-        n, total = counter.failures, counter.rows
-    if n == 1:
-        log.warning(
-            "rftgrade: %s from %s: %s (%d sample(s) %s); further ones are counted, one line per %d",
-            kind,
-            where,
-            message,
-            rows,
-            outcome,
-            LOG_EVERY,
-        )
-    elif n % LOG_EVERY == 0:
-        log.warning("rftgrade: %d %s from %s so far (%d samples); latest: %s", n, kind, where, total, message)
-
-
-def failure_count(kind: str, where: str) -> int:
-    """How many failures of ``kind`` were noted for ``where`` in this process."""
-    counter = _COUNTERS.get((kind, where))
-    return counter.failures if counter else 0
+    reset_counter_locks()
 
 
 class RemoteError(Exception):
@@ -263,58 +236,39 @@ def _call_error(source: RewardSource, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if not isinstance(exc, RemoteError) else str(exc)
 
 
-def _note_samples(source: RewardSource, failed: list[str]) -> None:
+def _note_failed_samples(source: RewardSource, failed: list[str]) -> None:
     if failed:
         note_failure("samples that failed to grade", source.where, failed[0], len(failed))
 
 
-def final_answers(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` with each sample's reasoning cut (``source.reasoning == "strip"``; see
-    :mod:`rftgrade._reasoning`); rows whose sample has none stay the same objects."""
-    if source.reasoning == "keep":
+_TRAINER_LENGTH = (
+    "verl data.max_response_length, TRL max_completion_length, OpenRLHF --rollout.max_new_tokens"
+)
+
+
+def openai_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with each sample as OpenAI's grader saw it: the reasoning cut, the tool
+    calls as ``output_tools`` (:mod:`rftgrade.integrations._samples`); rows whose sample
+    is unchanged stay the same objects."""
+    if source.reasoning == "keep" and source.tool_calls == "keep":
         return rows
     out: list[dict[str, Any]] = []
-    cut = unfinished = 0
+    counts = SampleCounts()
     for row in rows:
         if type(row) is dict and "sample" in row:
-            sample, answer = answer_sample(row["sample"])
-            if answer is not None and answer.had_reasoning:
+            sample = openai_sample(row["sample"], source.reasoning, source.tool_calls, counts)
+            if sample is not row["sample"]:
                 row = {**row, "sample": sample}
-                cut += 1
-                unfinished += answer.unfinished
         out.append(row)
-    if cut:
-        _note_reasoning(source, cut, unfinished)
+    note_samples(source.where, counts, _TRAINER_LENGTH)
     return out
-
-
-_REASONING_SEEN: set[str] = set()
-
-
-def _note_reasoning(source: RewardSource, cut: int, unfinished: int) -> None:
-    if source.where not in _REASONING_SEEN:
-        _REASONING_SEEN.add(source.where)
-        log.info(
-            "rftgrade: completions hold reasoning before their answer; %s grades the final answer "
-            "alone, as OpenAI's grader saw it (RFTGRADE_REASONING=keep grades all of it)",
-            source.where,
-        )
-    if unfinished:
-        note_failure(
-            "completions that ended inside their reasoning",
-            source.where,
-            "no final answer: raise the response length (verl data.max_response_length, "
-            "TRL max_completion_length, OpenRLHF --rollout.max_new_tokens)",
-            unfinished,
-            "graded as the empty answer",
-        )
 
 
 async def grade_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Grade ``rows`` (``{"sample", "item"}``) and return one response dict each."""
     if not rows:
         return []
-    rows = final_answers(source, rows)
+    rows = openai_rows(source, rows)
     try:
         async with asyncio.timeout(source.timeout):
             if source.server_url:
@@ -327,7 +281,7 @@ async def grade_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[d
         message = _call_error(source, exc)
         note_failure("reward calls that failed", source.where, message, len(rows))
         return [_failed(message) for _ in rows]
-    _note_samples(source, [m for m in map(_message, results) if m is not None])
+    _note_failed_samples(source, [m for m in map(_message, results) if m is not None])
     return results
 
 
@@ -348,13 +302,13 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
     """
     if not rows:
         return []
-    rows = final_answers(source, rows)
+    rows = openai_rows(source, rows)
     try:
         async with asyncio.timeout(source.timeout):
             if source.server_url:
                 answer = await _post(source, {**batch_body(rows), "compact": True})
                 failures = answer.get("failures", [])
-                _note_samples(
+                _note_failed_samples(
                     source, ["; ".join(f.get("messages") or f.get("flags") or []) for f in failures]
                 )
                 failed = {int(f["index"]) for f in failures}
@@ -364,7 +318,7 @@ async def grade_rewards(source: RewardSource, rows: list[dict[str, Any]]) -> lis
     except Exception as exc:  # a timeout included: the trainer must never see an exception from its reward
         note_failure("reward calls that failed", source.where, _call_error(source, exc), len(rows))
         return [(0.0, True) for _ in rows]
-    _note_samples(source, ["; ".join(r.error_messages) for r in results if not r.ok])
+    _note_failed_samples(source, ["; ".join(r.error_messages) for r in results if not r.ok])
     return [(r.reward, not r.ok) for r in results]
 
 

@@ -16,8 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from rftgrade._columns import Columns
-from rftgrade._reasoning import split_answer
-from rftgrade.integrations._client import note_failure
+from rftgrade.integrations._samples import SampleCounts, note_samples, openai_sample
 from rftgrade.integrations.trainer_data import exported_item
 
 __all__ = [
@@ -86,30 +85,32 @@ def openrlhf_columns(
     labels: Sequence[Any] | None,
     strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS,
     reasoning: str = "strip",
+    tool_calls: str = "parse",
 ) -> Columns:
     """OpenRLHF's request as rows to grade.
 
     ``sample`` is ``query[i]`` with ``prompts[i]`` stripped from its front (the whole
-    query when it does not start with the prompt), with ``reasoning="strip"`` its final
-    answer alone (a reasoning model's ``<think>...</think>`` or gpt-oss's analysis
-    channel cut; :mod:`rftgrade._reasoning`), and ``strip_tokens`` removed. The
-    item is ``labels[i]`` itself when it is a JSON object (or its text), with ``prompt``
-    and ``query`` added where it has none; otherwise ``{"prompt", "label",
-    "reference_answer" (= label), "query"}``.
+    query when it does not start with the prompt), as OpenAI's grader saw it
+    (:mod:`rftgrade.integrations._samples`): with ``reasoning="strip"`` its final answer
+    alone (a reasoning model's ``<think>...</think>`` or gpt-oss's analysis channel cut),
+    with ``tool_calls="parse"`` its tool calls as ``output_tools`` (a chat message),
+    and ``strip_tokens`` removed. The item is ``labels[i]`` itself when it is a JSON
+    object (or its text), with ``prompt`` and ``query`` added where it has none;
+    otherwise ``{"prompt", "label", "reference_answer" (= label), "query"}``.
     """
-    samples: list[str] = []
+    samples: list[Any] = []
     items: list[dict[str, Any]] = []
     prompts, labels = prompts or [], labels or []
-    unfinished = 0
+    counts = SampleCounts()
+
+    def clean(text: str) -> str:
+        return strip_special_tokens(text, strip_tokens)
+
     for i, text in enumerate(query):
         prompt = prompts[i] if i < len(prompts) else ""
         label = labels[i] if i < len(labels) else None
         response = text[len(prompt) :] if prompt and text.startswith(prompt) else text
-        if reasoning == "strip":
-            # Before the special tokens go: gpt-oss's channels are told apart by them.
-            answer = split_answer(response)
-            response, unfinished = answer.text, unfinished + answer.unfinished
-        samples.append(strip_special_tokens(response, strip_tokens))
+        samples.append(openai_sample(response, reasoning, tool_calls, counts, clean))
         item = exported_item(label)  # a JSON object (or its text) is the item itself
         if item is None:
             item = {"prompt": prompt, "label": label, "reference_answer": label, "query": text}
@@ -117,14 +118,7 @@ def openrlhf_columns(
             item.setdefault("prompt", prompt)
             item.setdefault("query", text)
         items.append(item)
-    if unfinished:
-        note_failure(
-            "completions that ended inside their reasoning",
-            "rftgrade serve's OpenRLHF route",
-            "no final answer: raise OpenRLHF's --rollout.max_new_tokens",
-            unfinished,
-            "graded as the empty answer",
-        )
+    note_samples("rftgrade serve's OpenRLHF route", counts, "OpenRLHF's --rollout.max_new_tokens")
     return Columns(samples, items)
 
 
@@ -139,10 +133,13 @@ class OpenRLHFRequest(BaseModel):
 
 
 def request_columns(
-    body: OpenRLHFRequest, strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS, reasoning: str = "strip"
+    body: OpenRLHFRequest,
+    strip_tokens: Sequence[str] = DEFAULT_STRIP_TOKENS,
+    reasoning: str = "strip",
+    tool_calls: str = "parse",
 ) -> Columns:
     """A parsed request's rows as :class:`~rftgrade.Columns` (what the server grades)."""
-    return openrlhf_columns(body.query, body.prompts, body.labels, strip_tokens, reasoning)
+    return openrlhf_columns(body.query, body.prompts, body.labels, strip_tokens, reasoning, tool_calls)
 
 
 def openrlhf_rows(

@@ -12,8 +12,10 @@ trainers' Arrow datasets, whose columns must keep one type over every row (a
 
 The prompt keeps each turn's role and text: text parts are joined, and the
 ``developer`` role is written as ``system`` (open models' chat templates have no
-developer turn). What a text prompt cannot carry (an image part, a tool call) is an
-error naming the line and the field; the item keeps the row as it was.
+developer turn). A row's ``tools`` go into its system turn as the model's chat template
+writes them (:mod:`rftgrade.integrations._tool_prompt`), unless told otherwise. What a
+text prompt cannot carry (an image part, a tool call) is an error naming the line and
+the field; the item keeps the row as it was.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from rftgrade._exceptions import DataError
 from rftgrade._jsonl import iter_json_lines
 from rftgrade._rows import split_row
+from rftgrade.integrations._tool_prompt import checked_tools, with_tools
 
 __all__ = [
     "ITEM_KEY",
@@ -63,6 +66,7 @@ class ExportSummary:
     developer_turns: int = 0
     samples_left_out: int = 0
     rows_with_tools: int = 0
+    rows_with_response_format: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -126,8 +130,13 @@ def _prompt(messages: Any, summary: ExportSummary) -> list[dict[str, str]]:
     return prompt
 
 
-def read_training_rows(path: Path, summary: ExportSummary) -> Iterator[TrainerRow]:
-    """The rows of an OpenAI RFT JSONL file; a line that is not one goes to ``summary.problems``."""
+def read_training_rows(
+    path: Path, summary: ExportSummary, tool_prompt: str = "hermes"
+) -> Iterator[TrainerRow]:
+    """The rows of an OpenAI RFT JSONL file; a line that is not one goes to ``summary.problems``.
+
+    A row's ``tools`` go into its prompt's system turn (``tool_prompt="hermes"``) or are
+    left to the item alone (``"none"``)."""
     for number, data, broken in iter_json_lines(path):
         try:
             if broken is not None:
@@ -143,9 +152,13 @@ def read_training_rows(path: Path, summary: ExportSummary) -> Iterator[TrainerRo
             if sample is not None or "samples" in data:
                 summary.samples_left_out += 1
                 item = {k: v for k, v in item.items() if k not in ("sample", "samples")}
-            if "tools" in item or "response_format" in item:
-                summary.rows_with_tools += 1
             prompt = _prompt(item.get("messages"), summary)
+            tools = item.get("tools")
+            if tools is not None and (tools := checked_tools(tools)):
+                summary.rows_with_tools += 1
+                if tool_prompt == "hermes":
+                    prompt = with_tools(prompt, tools)
+            summary.rows_with_response_format += "response_format" in item
         except DataError as exc:
             summary.problems.append(f"line {number}: {exc}")
             continue

@@ -112,6 +112,7 @@ def make_reward_function(
     failed_reward: float | None = None,
     name: str | None = None,
     reasoning: str = "strip",
+    tool_calls: str = "parse",
 ) -> functools.partial[Any]:
     """A TRL reward function for ``grader`` (a grader JSON path, or a server's grader id/name).
 
@@ -122,6 +123,9 @@ def make_reward_function(
         reasoning: ``"strip"`` grades each completion's final answer, without a reasoning
             model's ``<think>...</think>`` before it, as OpenAI's grader saw it;
             ``"keep"`` grades the completion as TRL decoded it.
+        tool_calls: ``"parse"`` grades the tool calls written in a completion
+            (``<tool_call>...</tool_call>``, gpt-oss's) as ``sample.output_tools``, as
+            OpenAI's grader saw them; ``"keep"`` leaves them in the text.
 
     Raises:
         RewardSourceError: no grader, a grader file missing or invalid, an unknown sandbox,
@@ -134,6 +138,7 @@ def make_reward_function(
         sandbox=sandbox,
         timeout=timeout,
         reasoning=reasoning,
+        tool_calls=tool_calls,
     )
     info = source.check()
     return _named_reward(source, failed_reward, name or info.name)

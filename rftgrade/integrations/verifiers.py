@@ -110,11 +110,14 @@ def make_reward(
     weight: float = 1.0,
     failed_reward: float = 0.0,
     reasoning: str = "strip",
+    tool_calls: str = "parse",
 ) -> GraderReward:
     """A verifiers reward for ``grader`` (a grader JSON path, or a server's grader id/name).
 
     ``reasoning="strip"`` grades each reply's final answer, without a reasoning model's
     ``<think>...</think>`` before it, as OpenAI's grader saw it; ``"keep"`` grades all of it.
+    ``tool_calls="parse"`` grades the tool calls written in a reply as
+    ``sample.output_tools``; ``"keep"`` leaves them in the text.
 
     Raises:
         RewardSourceError: no grader, a grader file missing or invalid, an unknown sandbox,
@@ -127,6 +130,7 @@ def make_reward(
         sandbox=sandbox,
         timeout=timeout,
         reasoning=reasoning,
+        tool_calls=tool_calls,
     )
     info = source.check()
     return GraderReward(source, name=name or info.name, weight=weight, failed_reward=failed_reward)

@@ -31,6 +31,10 @@ class ServerConfig:
     """OpenRLHF samples: ``strip`` grades a completion's final answer, without a reasoning
     model's reasoning before it (as OpenAI's grader saw it); ``keep`` grades all of it
     (``--reasoning``)."""
+    tool_calls: str = "parse"
+    """OpenRLHF samples: ``parse`` grades the tool calls written in a completion as
+    ``sample.output_tools`` (as OpenAI's grader saw them); ``keep`` leaves them in the
+    text (``--tool-calls``)."""
     request_timeout: float | None = 600.0
     """Seconds a request's python samples may take together (a streamed request: each
     chunk); the rest then fail with ``unresponsive_reward_error``. ``None``: no bound."""

@@ -29,7 +29,9 @@ def trainer_router(state: ServerState) -> APIRouter:
         found = state.lookup(grader)
         if isinstance(found, JSONResponse):
             return found
-        rows = _openrlhf.request_columns(body, state.strip_tokens, state.config.reasoning)
+        rows = _openrlhf.request_columns(
+            body, state.strip_tokens, state.config.reasoning, state.config.tool_calls
+        )
 
         async def work() -> Response:
             results = await state.grade(found, rows)

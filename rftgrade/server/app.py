@@ -22,6 +22,7 @@ from rftgrade._columns import Columns
 from rftgrade._dedupe import dedupe_rows
 from rftgrade._reasoning import REASONING_MODES
 from rftgrade._registry import GraderRegistry
+from rftgrade._toolcalls import TOOL_CALL_MODES
 from rftgrade.integrations import openrlhf as _openrlhf
 from rftgrade.integrations.openrlhf import DEFAULT_STRIP_TOKENS, OpenRLHFRequest, openrlhf_rows
 from rftgrade.server._admission import Admission, SizeLimit
@@ -50,6 +51,10 @@ def create_app(config: ServerConfig | None = None, *, registry: GraderRegistry |
     if config.reasoning not in REASONING_MODES:
         raise ValueError(
             f"ServerConfig.reasoning is {config.reasoning!r}; use one of {', '.join(REASONING_MODES)}"
+        )
+    if config.tool_calls not in TOOL_CALL_MODES:
+        raise ValueError(
+            f"ServerConfig.tool_calls is {config.tool_calls!r}; use one of {', '.join(TOOL_CALL_MODES)}"
         )
     registry = registry or GraderRegistry(
         sandbox=config.sandbox,

@@ -14,6 +14,8 @@ API) over real HTTP (Starlette on uvicorn, both installed with the server extra)
 - ``mode=hang:<n>``: the first ``n`` calls wait 60 s (past any client timeout), then right;
 - ``mode=fail``: always HTTP 500;
 - ``mode=tool``: a tool call to the request's first tool, ``{"answer": X}``;
+  ``mode=tool-text``: the same call written in the text as Qwen3 writes it (a
+  ``<tool_call>`` block after its reasoning), as an endpoint without a tool parser returns it;
 - ``mode=think``: right, after a reasoning model's ``<think>...</think>`` (as an
   endpoint without a reasoning parser returns Qwen3's replies); ``mode=think-cut``:
   the reasoning alone, cut before any answer (the length limit).
@@ -147,6 +149,10 @@ class FakeModelServer:
                     }
                 ],
             }
+        if mode == "tool-text" and body.get("tools"):
+            name = body["tools"][0].get("function", {}).get("name", "tool")
+            call_text = json.dumps({"name": name, "arguments": {"answer": reply}})
+            message["content"] = f"<think>\nA tool call.\n</think>\n\n<tool_call>\n{call_text}\n</tool_call>"
         payload = {
             "id": f"chatcmpl-{self.requests}",
             "object": "chat.completion",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rftgrade.integrations import _client
+from rftgrade.integrations import _loud
 from rftgrade.integrations import trl as trl_adapter
 from rftgrade.integrations._client import RewardSourceError
 from rftgrade.server import ServerConfig
@@ -22,8 +22,8 @@ from ..server.conftest import running_server
 
 @pytest.fixture(autouse=True)
 def fresh_counters(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_client, "_COUNTERS", {})
-    monkeypatch.setattr(_client, "LOG_EVERY", 3)
+    monkeypatch.setattr(_loud, "_COUNTERS", {})
+    monkeypatch.setattr(_loud, "LOG_EVERY", 3)
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -230,3 +230,24 @@ def test_exported_config_runs_in_verl_trl_openrlhf() -> None:
         == result["openrlhf/default_lr"]
         == BASE_LEARNING_RATE
     )
+
+
+def test_tool_calls_in_verl_and_openrlhf_as_verls_own_parsers_read_them() -> None:
+    # A function-calling dataset: Qwen3's <tool_call> blocks and gpt-oss's harmony calls,
+    # decoded by verl (special tokens skipped) and by OpenRLHF (kept), are graded as the
+    # output_tools OpenAI's grader saw; verl's own tool parsers find the same calls.
+    parse = run("tool_calls_check.py", "parse")
+    assert parse["own"] == [1.0, 1.0, 0.5]
+    for path in ("verl/qwen3", "verl/gpt_oss", "openrlhf/qwen3", "openrlhf/gpt_oss"):
+        assert parse[path] == parse["own"], path
+    # verl's dataset read each prompt with the row's tools in its system turn.
+    assert len(parse["verl/system_turns"]) == 3
+    assert all("<tools>\n" in turn and '"name": "get_time"' in turn for turn in parse["verl/system_turns"])
+    calls = [[call] for call in parse["calls"]]
+    assert parse["verl_parsers"] == {"hermes": calls, "gpt-oss": calls}
+    for decoded, found in parse["rftgrade"].items():
+        assert found == calls, decoded
+    # Kept as text, no call is read: every reward is lost.
+    keep = run("tool_calls_check.py", "keep")
+    for path in ("verl/qwen3", "verl/gpt_oss", "openrlhf/qwen3", "openrlhf/gpt_oss"):
+        assert keep[path] == [0.0, 0.0, 0.0], path

@@ -87,7 +87,11 @@ def export(data: Path, trainer: str, out: Path) -> str:
 
 
 def verl_scores(
-    path: Path, tokenizer: Any, whole: dict[str, Any] | None = None, answers: list[str] = ANSWERS
+    path: Path,
+    tokenizer: Any,
+    whole: dict[str, Any] | None = None,
+    answers: list[str] = ANSWERS,
+    max_prompt_length: int = 256,
 ) -> dict[str, Any]:
     """verl's RLHFDataset reads the file; its rows, with ``answers`` as their responses, go
     through the reward loop's naive manager (or the manager a ``whole`` verl config names)."""
@@ -103,7 +107,9 @@ def verl_scores(
     dataset = RLHFDataset(
         data_files=[str(path)],
         tokenizer=tokenizer,
-        config=OmegaConf.create({"max_prompt_length": 256, "cache_dir": str(path.parent / "cache")}),
+        config=OmegaConf.create(
+            {"max_prompt_length": max_prompt_length, "cache_dir": str(path.parent / "cache")}
+        ),
     )
     rows = [dataset[i] for i in range(len(dataset))]
     p_ids, r_ids, mask = [], [], []

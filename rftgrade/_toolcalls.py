@@ -1,0 +1,169 @@
+"""The tool calls in an open model's completion: what OpenAI's grader saw as ``output_tools``.
+
+An OpenAI RFT row may offer ``tools``; the model's answer is then a tool call, and
+OpenAI's grader read it as ``sample.output_tools`` (Chat Completions ``tool_calls``:
+``{"id", "type": "function", "function": {"name", "arguments": <JSON text>}}``), with
+``output_text`` the message's text beside it. An open model writes its calls into the
+completion, and a trainer hands rftgrade that text:
+
+- **Hermes** (Qwen2.5, Qwen3, Hermes, and most open chat models):
+  ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, after the reasoning;
+- **harmony** (gpt-oss): a commentary message to ``functions.NAME``,
+  ``<|start|>assistant<|channel|>commentary to=functions.NAME <|constrain|>json
+  <|message|>{...}<|call|>`` with its special tokens kept (OpenRLHF), or
+  ``assistantcommentary to=functions.NAME json{...}`` decoded without them (verl).
+
+A grader moved from OpenAI then finds ``output_tools`` empty and the call in
+``output_text``: a check of ``{{ sample.output_tools[0].function.name }}`` fails on
+every row. So the trainer adapters read the calls out of each completion as vLLM's
+``hermes`` and ``openai`` tool parsers do for ``rftgrade eval``'s endpoint, and the two
+agree: Hermes's text is what precedes the first call, and one block that does not parse
+as a call leaves the whole completion as text, with no calls (vLLM's rule); a harmony
+call's arguments are its message as written (vLLM and verl do not check them either).
+``RFTGRADE_TOOL_CALLS=keep`` grades the completion as decoded, for a grader written to
+read the markup. ``rftgrade grade``, ``run``, ``/v1/grade`` and ``graders/run`` grade
+a sample as given, as OpenAI's API did.
+
+Qwen3-Coder's XML calls (``<function=NAME><parameter=...>``) need the tool's schema to
+type their values, and are left as text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rftgrade._reasoning import split_answer
+
+__all__ = ["TOOL_CALL_MODES", "ToolCallSplit", "split_tool_calls", "tool_call_mode"]
+
+TOOL_CALL_MODES = ("parse", "keep")
+"""``parse``: a completion's tool calls become ``output_tools`` (the default); ``keep``: the text as decoded."""
+
+
+def tool_call_mode(flag: str | None) -> str:
+    """A command's mode: its ``--tool-calls``, else ``RFTGRADE_TOOL_CALLS``, else ``parse``.
+
+    Raises ValueError naming the flag and the variable when the value is not a mode.
+    """
+    mode = flag or os.environ.get("RFTGRADE_TOOL_CALLS") or "parse"
+    if mode not in TOOL_CALL_MODES:
+        raise ValueError(f"--tool-calls (or RFTGRADE_TOOL_CALLS) is {mode!r}; use parse or keep")
+    return mode
+
+
+@dataclass(frozen=True)
+class ToolCallSplit:
+    """A completion read as a chat message: its text and its tool calls."""
+
+    content: str
+    """The message's text (``output_text``), the reasoning cut unless it is kept."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The calls in Chat Completions' shape; empty when a call did not parse."""
+    malformed: int = 0
+    """Hermes blocks that did not parse as a call (the completion then stays text)."""
+    had_reasoning: bool = False
+    """Reasoning was found before the calls, and is not in :attr:`content`."""
+
+    def message(self) -> dict[str, Any]:
+        """The Chat Completions assistant message, which :func:`~rftgrade.make_sample` reads."""
+        return {"role": "assistant", "content": self.content, "tool_calls": self.tool_calls}
+
+
+_HERMES_OPEN = "<tool_call>"
+# vLLM's hermes parser: a last block cut at the length limit still counts.
+_HERMES = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
+_RECIPIENT = "to=functions."
+# One harmony message with its special tokens: the header (role section and channel,
+# either may name the recipient), an optional constraint, and the body up to its end.
+_HARMONY_MESSAGE = re.compile(
+    r"(?:<\|start\|>assistant)?(?P<head>[^<]*)<\|channel\|>(?P<channel>[^<]*)"
+    r"(?:<\|constrain\|>[^<]*)?<\|message\|>(?P<body>.*?)(?P<end><\|call\|>|<\|end\|>|<\|return\|>|(?=<\|start\|>)|$)",
+    re.DOTALL,
+)
+_NAME = re.compile(r"to=functions\.([A-Za-z0-9_\-]+)")
+# The same call decoded without special tokens: "...assistantcommentary to=functions.NAME json{...}".
+_HARMONY_BARE = re.compile(
+    r"(?:^|assistant)\s?(?:commentary\s)?to=functions\.(?P<name>[A-Za-z0-9_\-]+)(?:\s?commentary)?(?:\s?json)?(?P<body>.*)$",
+    re.DOTALL,
+)
+
+
+def _call(index: int, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _hermes(text: str, had_reasoning: bool) -> ToolCallSplit:
+    calls: list[dict[str, Any]] = []
+    matches = _HERMES.findall(text)
+    for closed, open_ended in matches:
+        try:
+            call = json.loads(closed or open_ended)
+            name, arguments = call["name"], call["arguments"]
+            if not isinstance(name, str):
+                raise TypeError(name)
+        except (ValueError, KeyError, TypeError):
+            # vLLM: one block that is not a call, and the completion is text.
+            return ToolCallSplit(text, [], len(matches), had_reasoning)
+        calls.append(_call(len(calls), name, json.dumps(arguments, ensure_ascii=False)))
+    return ToolCallSplit(text[: text.find(_HERMES_OPEN)], calls, 0, had_reasoning)
+
+
+def _harmony(text: str, keep_reasoning: bool) -> ToolCallSplit | None:
+    calls: list[dict[str, Any]] = []
+    kept: list[str] = []
+    final = ""
+    at = 0
+    for match in _HARMONY_MESSAGE.finditer(text):
+        name = _NAME.search(match["head"]) or _NAME.search(match["channel"])
+        if name is None:
+            if match["channel"].strip().startswith("final"):
+                final = match["body"]
+            continue
+        calls.append(_call(len(calls), name[1], match["body"]))
+        kept.append(text[at : match.start()])
+        at = match.end()
+    if not calls:
+        return None
+    reasoning = "<|channel|>analysis" in text
+    if keep_reasoning:
+        return ToolCallSplit("".join(kept) + text[at:], calls, 0, False)
+    return ToolCallSplit(final, calls, 0, reasoning)
+
+
+def _harmony_bare(text: str, keep_reasoning: bool) -> ToolCallSplit | None:
+    match = _HARMONY_BARE.search(text, max(0, text.rfind(_RECIPIENT) - len("assistant commentary ")))
+    if match is None:
+        return None
+    call = _call(0, match["name"], match["body"])
+    if keep_reasoning:
+        return ToolCallSplit(text[: match.start()], [call], 0, False)
+    return ToolCallSplit("", [call], 0, text.startswith("analysis"))
+
+
+def split_tool_calls(text: str, keep_reasoning: bool = False) -> ToolCallSplit | None:
+    """``text``'s tool calls and the text beside them (the module's text says how they
+    are found); ``None`` when it holds no call markup. Unless ``keep_reasoning``, the
+    reasoning before the calls is cut from the text, as :mod:`rftgrade._reasoning` cuts
+    it from an answer.
+    """
+    if _RECIPIENT in text:
+        split = (
+            _harmony(text, keep_reasoning) if "<|message|>" in text else _harmony_bare(text, keep_reasoning)
+        )
+        if split is not None:
+            return split
+    if _HERMES_OPEN not in text:
+        return None
+    had_reasoning = False
+    if not keep_reasoning:
+        # Reasoning first, as vLLM's reasoning parser runs before its tool parser: a
+        # call the model only thought about is not one it made.
+        answer = split_answer(text)
+        text, had_reasoning = answer.text, answer.had_reasoning
+        if _HERMES_OPEN not in text:
+            return None
+    return _hermes(text, had_reasoning)

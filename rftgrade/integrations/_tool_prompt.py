@@ -1,0 +1,65 @@
+"""A row's ``tools`` in the training prompt, as the model's own chat template writes them.
+
+OpenAI RFT rows may offer ``tools`` (a reserved key beside ``messages``), and OpenAI
+showed them to the model. verl's, TRL's and OpenRLHF's datasets take a prompt of chat
+turns and no per-row tools (verl and TRL take tools for the whole run, as tools they
+execute in a multi-turn loop, which is not what an RFT row asks), so ``rftgrade export
+dataset`` writes each row's tools into its system turn, in the words Qwen3's chat
+template uses when it is given tools (Qwen2.5's and Hermes's are the same block). For
+those models the prompt is then token for token the one their template renders with
+the tools; any other model reads a plain instruction to answer in ``<tool_call>``
+blocks, the format :mod:`rftgrade._toolcalls` reads back as ``sample.output_tools``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rftgrade._exceptions import DataError
+
+__all__ = ["TOOL_PROMPTS", "checked_tools", "hermes_tools_block", "with_tools"]
+
+TOOL_PROMPTS = ("hermes", "none")
+"""``hermes``: the tools in the system turn (the default); ``none``: the prompt without them."""
+
+_HEAD = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+_TAIL = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": '
+    "<args-json-object>}\n</tool_call>"
+)
+
+
+def hermes_tools_block(tools: list[dict[str, Any]]) -> str:
+    """The block Qwen3's template writes for ``tools``: each one as ``tojson`` renders it
+    (``json.dumps`` with its default separators and the keys in their order)."""
+    return _HEAD + "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools) + _TAIL
+
+
+def checked_tools(tools: Any) -> list[dict[str, Any]]:
+    """``tools`` if it is a list of tool objects.
+
+    Raises:
+        DataError: naming the entry that is not one.
+    """
+    if not isinstance(tools, list):
+        raise DataError(f"`tools` must be a list of tools, got {type(tools).__name__}")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise DataError(
+                f'tools[{i}] is a {type(tool).__name__}; a tool is {{"type": "function", "function": '
+                '{"name", "description", "parameters"}}'
+            )
+    return tools
+
+
+def with_tools(prompt: list[dict[str, str]], tools: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """``prompt`` with ``tools`` at the end of its system turn (a new first turn when it has none)."""
+    block = hermes_tools_block(tools)
+    if prompt and prompt[0]["role"] == "system":
+        return [{"role": "system", "content": prompt[0]["content"] + "\n\n" + block}, *prompt[1:]]
+    return [{"role": "system", "content": block}, *prompt]
