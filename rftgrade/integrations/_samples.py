@@ -123,24 +123,20 @@ def openai_sample(
 
 
 _SEEN: set[tuple[str, str]] = set()
+_SAID = {
+    "reasoning": "rftgrade: completions hold reasoning before their answer; %s grades the final answer "
+    "alone, as OpenAI's grader saw it (RFTGRADE_REASONING=keep grades all of it)",
+    "tool_calls": "rftgrade: completions hold tool calls; %s grades them as sample.output_tools, as OpenAI's "
+    "grader saw them (RFTGRADE_TOOL_CALLS=keep leaves them in the text)",
+}
 
 
 def note_samples(where: str, counts: SampleCounts, length_setting: str) -> None:
     """Say once per ``where`` what :func:`openai_sample` did; count what went wrong."""
-    if counts.reasoning and (where, "reasoning") not in _SEEN:
-        _SEEN.add((where, "reasoning"))
-        log.info(
-            "rftgrade: completions hold reasoning before their answer; %s grades the final answer "
-            "alone, as OpenAI's grader saw it (RFTGRADE_REASONING=keep grades all of it)",
-            where,
-        )
-    if counts.tool_calls and (where, "tool_calls") not in _SEEN:
-        _SEEN.add((where, "tool_calls"))
-        log.info(
-            "rftgrade: completions hold tool calls; %s grades them as sample.output_tools, as OpenAI's "
-            "grader saw them (RFTGRADE_TOOL_CALLS=keep leaves them in the text)",
-            where,
-        )
+    for kind, message in _SAID.items():
+        if getattr(counts, kind) and (where, kind) not in _SEEN:
+            _SEEN.add((where, kind))
+            log.info(message, where)
     if counts.unfinished:
         note_failure(
             "completions that ended inside their reasoning",

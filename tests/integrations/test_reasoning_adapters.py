@@ -8,8 +8,6 @@ import asyncio
 import importlib
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from rftgrade.integrations._client import RewardSourceError
 from rftgrade.server import ServerConfig, create_app
 
 from ..conftest import string_check
-from ..server.conftest import running_server
+from ..server.conftest import running_server, serve_refusal
 
 EXACT = string_check(reference="{{ item.ground_truth }}")
 THINK = "<think>\nSix sevens: 42.\n</think>\n\n42"
@@ -109,13 +107,5 @@ def test_openrlhf_route_cuts_before_special_tokens_and_keeps_when_told(grader_fi
 
 
 def test_serve_refuses_an_unknown_reasoning_setting(grader_file: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "rftgrade", "serve", "--grader", f"m={grader_file}", "--reasoning", "drop"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (
-        done.returncode == 2
-        and "--reasoning (or RFTGRADE_REASONING) is 'drop'; use strip or keep" in done.stderr
-    )
+    error = serve_refusal("--grader", f"m={grader_file}", "--reasoning", "drop")
+    assert "--reasoning (or RFTGRADE_REASONING) is 'drop'; use strip or keep" in error

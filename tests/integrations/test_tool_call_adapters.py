@@ -9,8 +9,6 @@ import asyncio
 import importlib
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from rftgrade.integrations._client import RewardSourceError
 from rftgrade.server import ServerConfig, create_app
 
 from ..conftest import string_check
-from ..server.conftest import running_server
+from ..server.conftest import running_server, serve_refusal
 
 # OpenAI's own check of a function-calling answer: the tool's name and its arguments.
 CALLED = {
@@ -166,13 +164,5 @@ def test_openrlhf_route_reads_calls_around_the_special_tokens(grader_file: Path)
 
 
 def test_serve_refuses_an_unknown_tool_call_setting(grader_file: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "rftgrade", "serve", "--grader", f"m={grader_file}", "--tool-calls", "hermes"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (
-        done.returncode == 2
-        and "--tool-calls (or RFTGRADE_TOOL_CALLS) is 'hermes'; use parse or keep" in done.stderr
-    )
+    error = serve_refusal("--grader", f"m={grader_file}", "--tool-calls", "hermes")
+    assert "--tool-calls (or RFTGRADE_TOOL_CALLS) is 'hermes'; use parse or keep" in error

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def serve_refusal(*args: str) -> str:
+    """``rftgrade serve ARGS``'s error, asserting it exits 2 (a bad option) before serving."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rftgrade", "serve", *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    return done.stderr
 
 
 @contextmanager
