@@ -8,6 +8,10 @@ completion, and a trainer hands rftgrade that text:
 
 - **Hermes** (Qwen2.5, Qwen3, Hermes, and most open chat models):
   ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, after the reasoning;
+- **Qwen3-Coder's XML** (Qwen3-Coder, Qwen3.5): ``<tool_call><function=NAME>
+  <parameter=KEY>VALUE</parameter></function></tool_call>``, each value typed by the
+  row's tool schema (a string where the row gives none), as vLLM's ``qwen3_coder``
+  parser types it;
 - **harmony** (gpt-oss): a commentary message to ``functions.NAME``,
   ``<|start|>assistant<|channel|>commentary to=functions.NAME <|constrain|>json
   <|message|>{...}<|call|>`` with its special tokens kept (OpenRLHF), or
@@ -16,23 +20,26 @@ completion, and a trainer hands rftgrade that text:
 A grader moved from OpenAI then finds ``output_tools`` empty and the call in
 ``output_text``: a check of ``{{ sample.output_tools[0].function.name }}`` fails on
 every row. So the trainer adapters read the calls out of each completion as vLLM's
-``hermes`` and ``openai`` tool parsers do for ``rftgrade eval``'s endpoint, and the two
-agree: Hermes's text is what precedes the first call, and one block that does not parse
-as a call leaves the whole completion as text, with no calls (vLLM's rule); a harmony
+``hermes``, ``qwen3_coder`` and ``openai`` tool parsers do for ``rftgrade eval``'s
+endpoint, and the two agree: the text is what precedes the first call; one JSON block
+that does not parse as a call leaves the whole completion as text, with no calls
+(vLLM's rule), while an XML function with no ``>`` after its name is skipped; a harmony
 call's arguments are its message as written (vLLM and verl do not check them either).
 ``RFTGRADE_TOOL_CALLS=keep`` grades the completion as decoded, for a grader written to
 read the markup. ``rftgrade grade``, ``run``, ``/v1/grade`` and ``graders/run`` grade
 a sample as given, as OpenAI's API did.
 
-Qwen3-Coder's XML calls (``<function=NAME><parameter=...>``) need the tool's schema to
-type their values, and are left as text.
+Other formats (GLM's ``<arg_key>``, Mistral's ``[TOOL_CALLS]``, Llama's bare JSON) are
+left as text.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,12 +103,17 @@ def _call(index: int, name: str, arguments: str) -> dict[str, Any]:
     return {"id": f"call_{index}", "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def _hermes(text: str, had_reasoning: bool) -> ToolCallSplit:
+def _hermes(text: str, had_reasoning: bool, tools: Callable[[], Any]) -> ToolCallSplit:
     calls: list[dict[str, Any]] = []
     matches = _HERMES.findall(text)
     for closed, open_ended in matches:
+        block = closed or open_ended
+        if _XML_FUNCTION_OPEN in block:
+            for name, arguments in _xml_calls(block, tools):
+                calls.append(_call(len(calls), name, arguments))
+            continue
         try:
-            call = json.loads(closed or open_ended)
+            call = json.loads(block)
             name, arguments = call["name"], call["arguments"]
             if not isinstance(name, str):
                 raise TypeError(name)
@@ -110,6 +122,77 @@ def _hermes(text: str, had_reasoning: bool) -> ToolCallSplit:
             return ToolCallSplit(text, [], len(matches), had_reasoning)
         calls.append(_call(len(calls), name, json.dumps(arguments, ensure_ascii=False)))
     return ToolCallSplit(text[: text.find(_HERMES_OPEN)], calls, 0, had_reasoning)
+
+
+_XML_FUNCTION_OPEN = "<function="
+_XML_FUNCTION = re.compile(r"<function=(.*?)</function>|<function=(.*)$", re.DOTALL)
+_XML_PARAMETER = re.compile(r"<parameter=(.*?)</parameter>|<parameter=(.*?)$", re.DOTALL)
+_STRINGS = ("string", "str", "text", "varchar", "char", "enum")
+_INTEGERS = ("int", "uint", "long", "short", "unsigned")
+
+
+def _xml_calls(block: str, tools: Callable[[], Any]) -> list[tuple[str, str]]:
+    """The ``<function=NAME>`` calls of one block, as ``(name, arguments JSON)``; a
+    function or parameter with no ``>`` after its name is skipped (vLLM's rule)."""
+    calls = []
+    for closed, open_ended in _XML_FUNCTION.findall(block):
+        function = closed or open_ended
+        end = function.find(">")
+        if end < 0:
+            continue
+        name = function[:end]
+        properties = _properties(tools(), name)
+        arguments: dict[str, Any] = {}
+        for p_closed, p_open in _XML_PARAMETER.findall(function[end + 1 :]):
+            parameter = p_closed or p_open
+            at = parameter.find(">")
+            if at < 0:
+                continue
+            value = parameter[at + 1 :]
+            value = value[1:] if value.startswith("\n") else value
+            value = value[:-1] if value.endswith("\n") else value
+            arguments[parameter[:at]] = _typed(value, properties.get(parameter[:at]))
+        calls.append((name, json.dumps(arguments, ensure_ascii=False)))
+    return calls
+
+
+def _properties(tools: Any, name: str) -> dict[str, Any]:
+    """The parameters' schemas of the tool called ``name`` among the row's ``tools``."""
+    for tool in tools if isinstance(tools, list) else ():
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and function.get("name") == name:
+            parameters = function.get("parameters")
+            properties = parameters.get("properties") if isinstance(parameters, dict) else None
+            return properties if isinstance(properties, dict) else {}
+    return {}
+
+
+def _typed(value: str, schema: Any) -> Any:
+    """``value`` as its schema's type says, as vLLM's ``qwen3_coder`` parser reads it: a
+    string where there is no schema, or where the value is not of the type."""
+    if value.lower() == "null":
+        return None
+    if schema is None:
+        return value
+    kind = str(schema.get("type", "string")).strip().lower() if isinstance(schema, dict) else "string"
+    if kind in _STRINGS:
+        return value
+    try:
+        if kind.startswith(_INTEGERS):
+            return int(value)
+        if kind.startswith(("num", "float")):
+            number = float(value)
+            return number if number - int(number) != 0 else int(number)
+        if kind in ("boolean", "bool", "binary"):
+            return value.lower() == "true"
+        if kind == "object" or kind.startswith("dict"):
+            try:
+                return json.loads(value)
+            except ValueError:
+                pass
+        return ast.literal_eval(value)  # literals only: the value is the model's, untrusted
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, OverflowError):
+        return value
 
 
 def _harmony(text: str, keep_reasoning: bool) -> ToolCallSplit | None:
@@ -144,11 +227,14 @@ def _harmony_bare(text: str, keep_reasoning: bool) -> ToolCallSplit | None:
     return ToolCallSplit("", [call], 0, text.startswith("analysis"))
 
 
-def split_tool_calls(text: str, keep_reasoning: bool = False) -> ToolCallSplit | None:
+def split_tool_calls(
+    text: str, keep_reasoning: bool = False, tools: Callable[[], Any] | None = None
+) -> ToolCallSplit | None:
     """``text``'s tool calls and the text beside them (the module's text says how they
     are found); ``None`` when it holds no call markup. Unless ``keep_reasoning``, the
     reasoning before the calls is cut from the text, as :mod:`rftgrade._reasoning` cuts
-    it from an answer.
+    it from an answer. ``tools`` returns the row's tools (OpenAI's ``tools`` list), whose
+    schemas type an XML call's values; it is called only for such a call.
     """
     if _RECIPIENT in text:
         split = (
@@ -166,4 +252,8 @@ def split_tool_calls(text: str, keep_reasoning: bool = False) -> ToolCallSplit |
         text, had_reasoning = answer.text, answer.had_reasoning
         if _HERMES_OPEN not in text:
             return None
-    return _hermes(text, had_reasoning)
+    return _hermes(text, had_reasoning, tools or _no_tools)
+
+
+def _no_tools() -> None:
+    return None

@@ -150,3 +150,76 @@ def test_the_mode_comes_from_the_flag_then_the_variable(monkeypatch: pytest.Monk
         ValueError, match=r"--tool-calls \(or RFTGRADE_TOOL_CALLS\) is 'hermes'; use parse or keep"
     ):
         tool_call_mode(None)
+
+
+SCHEMA = [
+    {
+        "type": "function",
+        "function": {
+            "name": "book",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "nights": {"type": "integer"},
+                    "budget": {"type": "number"},
+                    "late": {"type": "boolean"},
+                    "rooms": {"type": "array"},
+                    "guest": {"type": "object"},
+                },
+            },
+        },
+    }
+]
+
+
+def xml(*parameters: tuple[str, str], name: str = "book") -> str:
+    body = "".join(f"<parameter={key}>\n{value}\n</parameter>\n" for key, value in parameters)
+    return f"<tool_call>\n<function={name}>\n{body}</function>\n</tool_call>"
+
+
+def xml_arguments(text: str, tools: Any = None) -> list[Any]:
+    split = split_tool_calls(text, tools=(lambda: tools) if tools is not None else None)
+    assert split is not None
+    return [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in split.tool_calls]
+
+
+def test_qwen3_coder_calls_are_typed_by_the_rows_schema() -> None:
+    text = "<think>\nBook it.\n</think>\n\n" + xml(
+        ("city", "Oslo"),
+        ("nights", "3"),
+        ("budget", "250.5"),
+        ("late", "True"),
+        ("rooms", "[1, 2]"),
+        ("guest", '{"name": "Ada"}'),
+    )
+    typed = {
+        "city": "Oslo",
+        "nights": 3,
+        "budget": 250.5,
+        "late": True,
+        "rooms": [1, 2],
+        "guest": {"name": "Ada"},
+    }
+    assert xml_arguments(text, SCHEMA) == [("book", typed)]
+    # Without the row's schema every value is its text, as vLLM's parser leaves it.
+    as_text = {"city": "Oslo", "nights": "3", "budget": "250.5", "late": "True", "rooms": "[1, 2]"}
+    assert xml_arguments(text) == [("book", {**as_text, "guest": '{"name": "Ada"}'})]
+    split = split_tool_calls(text)
+    assert split is not None and split.content == "" and split.had_reasoning
+
+
+def test_qwen3_coder_values_that_are_not_of_their_type_stay_text() -> None:
+    text = xml(("nights", "three"), ("budget", "2.0"), ("rooms", "__import__('os')"), ("city", "null"))
+    assert xml_arguments(text, SCHEMA) == [
+        ("book", {"nights": "three", "budget": 2, "rooms": "__import__('os')", "city": None})
+    ]
+
+
+def test_qwen3_coder_several_calls_and_a_broken_function_header() -> None:
+    text = (
+        "Sure." + xml(("city", "Rome")) + "\n" + xml(("x", "1"), name="other") + "<tool_call>\n<function=cut"
+    )
+    assert xml_arguments(text, SCHEMA) == [("book", {"city": "Rome"}), ("other", {"x": "1"})]
+    split = split_tool_calls(text)
+    assert split is not None and split.content == "Sure."

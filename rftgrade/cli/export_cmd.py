@@ -163,8 +163,9 @@ def dataset_cmd(
         str,
         typer.Option(
             "--tool-prompt",
-            help="A row's tools: hermes writes them into its system turn as Qwen3's and Hermes's "
-            "chat templates do; none leaves them out of the prompt (a trainer given the tools itself).",
+            help="A row's tools: hermes writes them into its system turn as Qwen3's chat template "
+            "does (an instruction to answer in <tool_call> blocks); none leaves them out of the prompt "
+            "(a trainer given the tools itself).",
         ),
     ] = "hermes",
 ) -> None:
@@ -250,8 +251,8 @@ def _say_tools(rows: int, tool_prompt: str) -> None:
         return
     if tool_prompt == "hermes":
         typer.echo(
-            f"note: {rows} row(s) offer tools: written into each prompt's system turn as Qwen3's and Hermes's "
-            "chat templates write them (--tool-prompt none leaves them out, for a trainer given the tools "
+            f"note: {rows} row(s) offer tools: written into each prompt's system turn as Qwen3's chat "
+            "template writes them (--tool-prompt none leaves them out, for a trainer given the tools "
             "itself); the model's <tool_call> blocks reach the grader as sample.output_tools"
         )
     else:

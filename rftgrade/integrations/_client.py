@@ -256,7 +256,9 @@ def openai_rows(source: RewardSource, rows: list[dict[str, Any]]) -> list[dict[s
     counts = SampleCounts()
     for row in rows:
         if type(row) is dict and "sample" in row:
-            sample = openai_sample(row["sample"], source.reasoning, source.tool_calls, counts)
+            sample = openai_sample(
+                row["sample"], source.reasoning, source.tool_calls, counts, item=row.get("item")
+            )
             if sample is not row["sample"]:
                 row = {**row, "sample": sample}
         out.append(row)

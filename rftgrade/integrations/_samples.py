@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rftgrade._rawitem import RawItem
 from rftgrade._reasoning import split_answer
 from rftgrade._toolcalls import split_tool_calls
 from rftgrade.integrations._loud import log, note_failure
@@ -56,8 +57,15 @@ def _plain(text: str, parse: bool) -> bool:
     )
 
 
+def _tools_of(item: Any) -> Any:
+    """The row's ``tools`` (what types an XML call's values), parsed only when asked for."""
+    if isinstance(item, RawItem):
+        item = item.parse()
+    return item.get("tools") if isinstance(item, dict) else None
+
+
 def _as_openai(
-    text: str, strip: bool, parse: bool, counts: SampleCounts, clean: Callable[[str], str] | None
+    text: str, strip: bool, parse: bool, counts: SampleCounts, clean: Callable[[str], str] | None, item: Any
 ) -> tuple[str, list[dict[str, Any]] | None]:
     """``text`` as ``(content, tool_calls)``; ``tool_calls`` is ``None`` when it made none."""
     if parse and _HARMONY_CALL in text:
@@ -75,7 +83,8 @@ def _as_openai(
     if clean is not None:
         text = clean(text)
     if parse and _HERMES_CALL in text:
-        split = split_tool_calls(text, keep_reasoning=True)  # the reasoning is already handled
+        # The reasoning is already handled.
+        split = split_tool_calls(text, keep_reasoning=True, tools=lambda: _tools_of(item))
         if split is not None and split.tool_calls:
             counts.tool_calls += 1
             return split.content, split.tool_calls
@@ -89,13 +98,15 @@ def openai_sample(
     tool_calls: str,
     counts: SampleCounts,
     clean: Callable[[str], str] | None = None,
+    item: Any = None,
 ) -> Any:
     """``sample`` (a completion's text, or a chat message) as OpenAI's grader saw it.
 
     With ``reasoning="strip"`` the reasoning before the answer is cut; with
     ``tool_calls="parse"`` the calls written in the text become a chat message's
     ``tool_calls`` (``output_tools``). ``clean`` (OpenRLHF's special tokens) is applied
-    to the text once the harmony channels are read. A sample with nothing to change is
+    to the text once the harmony channels are read; ``item`` (the row's, a dict or raw)
+    gives the tool schemas that type an XML call's values. A sample with nothing to change is
     returned as the same object; one that is neither text nor a chat message with text
     ``content`` (and no ``tool_calls`` of its own) is left as it is.
     """
@@ -105,7 +116,7 @@ def openai_sample(
     if type(sample) is str and _plain(sample, parse):
         return clean(sample) if clean is not None else sample
     if isinstance(sample, str):
-        content, calls = _as_openai(sample, strip, parse, counts, clean)
+        content, calls = _as_openai(sample, strip, parse, counts, clean, item)
         if calls is not None:
             return {"role": "assistant", "content": content, "tool_calls": calls}
         return content
@@ -115,7 +126,7 @@ def openai_sample(
         and "output_text" not in sample
         and not sample.get("tool_calls")
     ):
-        content, calls = _as_openai(sample["content"], strip, parse, counts, clean)
+        content, calls = _as_openai(sample["content"], strip, parse, counts, clean, item)
         if calls is not None:
             return {**sample, "content": content, "tool_calls": calls}
         return sample if content is sample["content"] else {**sample, "content": content}

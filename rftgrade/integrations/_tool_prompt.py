@@ -5,10 +5,12 @@ showed them to the model. verl's, TRL's and OpenRLHF's datasets take a prompt of
 turns and no per-row tools (verl and TRL take tools for the whole run, as tools they
 execute in a multi-turn loop, which is not what an RFT row asks), so ``rftgrade export
 dataset`` writes each row's tools into its system turn, in the words Qwen3's chat
-template uses when it is given tools (Qwen2.5's and Hermes's are the same block). For
-those models the prompt is then token for token the one their template renders with
-the tools; any other model reads a plain instruction to answer in ``<tool_call>``
-blocks, the format :mod:`rftgrade._toolcalls` reads back as ``sample.output_tools``.
+template uses when it is given tools. For Qwen3 the prompt is then token for token the
+one its template renders with the tools (for Qwen2.5 too when the row has a system
+turn; without one, its template would first write its default system line). Any other
+model reads a plain instruction to answer in ``<tool_call>`` blocks (the Hermes format,
+which most open chat models were tuned on), the format :mod:`rftgrade._toolcalls` reads
+back as ``sample.output_tools``.
 """
 
 from __future__ import annotations

@@ -110,13 +110,13 @@ def openrlhf_columns(
         prompt = prompts[i] if i < len(prompts) else ""
         label = labels[i] if i < len(labels) else None
         response = text[len(prompt) :] if prompt and text.startswith(prompt) else text
-        samples.append(openai_sample(response, reasoning, tool_calls, counts, clean))
         item = exported_item(label)  # a JSON object (or its text) is the item itself
         if item is None:
             item = {"prompt": prompt, "label": label, "reference_answer": label, "query": text}
         else:
             item.setdefault("prompt", prompt)
             item.setdefault("query", text)
+        samples.append(openai_sample(response, reasoning, tool_calls, counts, clean, item))
         items.append(item)
     note_samples("rftgrade serve's OpenRLHF route", counts, "OpenRLHF's --rollout.max_new_tokens")
     return Columns(samples, items)

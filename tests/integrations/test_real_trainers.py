@@ -238,16 +238,16 @@ def test_tool_calls_in_verl_and_openrlhf_as_verls_own_parsers_read_them() -> Non
     # output_tools OpenAI's grader saw; verl's own tool parsers find the same calls.
     parse = run("tool_calls_check.py", "parse")
     assert parse["own"] == [1.0, 1.0, 0.5]
-    for path in ("verl/qwen3", "verl/gpt_oss", "openrlhf/qwen3", "openrlhf/gpt_oss"):
+    for path in (f"{t}/{f}" for t in ("verl", "openrlhf") for f in ("qwen3", "gpt_oss", "qwen3_coder")):
         assert parse[path] == parse["own"], path
     # verl's dataset read each prompt with the row's tools in its system turn.
     assert len(parse["verl/system_turns"]) == 3
     assert all("<tools>\n" in turn and '"name": "get_time"' in turn for turn in parse["verl/system_turns"])
     calls = [[call] for call in parse["calls"]]
-    assert parse["verl_parsers"] == {"hermes": calls, "gpt-oss": calls}
+    assert parse["verl_parsers"] == {"hermes": calls, "gpt-oss": calls, "qwen3_coder": calls}
     for decoded, found in parse["rftgrade"].items():
         assert found == calls, decoded
     # Kept as text, no call is read: every reward is lost.
     keep = run("tool_calls_check.py", "keep")
-    for path in ("verl/qwen3", "verl/gpt_oss", "openrlhf/qwen3", "openrlhf/gpt_oss"):
+    for path in (f"{t}/{f}" for t in ("verl", "openrlhf") for f in ("qwen3", "gpt_oss", "qwen3_coder")):
         assert keep[path] == [0.0, 0.0, 0.0], path

@@ -45,6 +45,9 @@ HARMONY = (
     "<|channel|>analysis<|message|>The user wants the weather.<|end|><|start|>assistant<|channel|>commentary "
     'to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>'
 )
+QWEN35 = (
+    "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>"
+)
 HARMONY_BARE = (
     'analysisThe user wants the weather.assistantcommentary to=functions.get_weather json{"city": "Paris"}'
 )
@@ -58,19 +61,19 @@ def grader_file(tmp_path: Path) -> Path:
 
 
 def trl_rewards(reward: Any) -> list[float | None]:
-    completions = [QWEN3, [{"role": "assistant", "content": QWEN3}], HARMONY, HARMONY_BARE]
-    kwargs = {key: [value] * 4 for key, value in ITEM.items()}
-    return asyncio.run(reward(prompts=["p"] * 4, completions=completions, trainer_state=None, **kwargs))
+    completions = [QWEN3, [{"role": "assistant", "content": QWEN3}], HARMONY, HARMONY_BARE, QWEN35]
+    kwargs = {key: [value] * 5 for key, value in ITEM.items()}
+    return asyncio.run(reward(prompts=["p"] * 5, completions=completions, trainer_state=None, **kwargs))
 
 
 def test_trl_grades_the_calls_in_process_and_through_a_server(grader_file: Path) -> None:
-    assert trl_rewards(trl_adapter.make_reward_function(str(grader_file))) == [1.0] * 4
+    assert trl_rewards(trl_adapter.make_reward_function(str(grader_file))) == [1.0] * 5
     # Kept as text, output_tools is empty: every row fails to grade (TRL skips it).
     kept = trl_adapter.make_reward_function(str(grader_file), tool_calls="keep")
-    assert trl_rewards(kept) == [None] * 4
+    assert trl_rewards(kept) == [None] * 5
     with running_server(ServerConfig(graders={"called": str(grader_file)})) as url:
         remote = trl_adapter.make_reward_function("called", server_url=url)
-        assert trl_rewards(remote) == [1.0] * 4  # read before the rows are sent
+        assert trl_rewards(remote) == [1.0] * 5  # read before the rows are sent
     with pytest.raises(RewardSourceError, match=r"tool_calls is 'hermes' \(RFTGRADE_TOOL_CALLS.*parse.*keep"):
         trl_adapter.make_reward_function(str(grader_file), tool_calls="hermes")
 

@@ -3,11 +3,12 @@ own reward paths, and read by verl's own tool parsers (run with the trainers' ve
 
 The rows offer ``tools``, and the grader checks the call the way a grader written for
 OpenAI does: ``sample["output_tools"][0]``'s name and arguments. The completions are
-written as Qwen3 writes calls (``<tool_call>`` blocks, added tokens that a decode keeps)
-and as gpt-oss does (harmony's special tokens, which verl's decode drops and OpenRLHF's
-keeps). The rewards must equal the grader's own on the samples OpenAI's grader saw
+written as Qwen3 writes calls (``<tool_call>`` blocks of JSON, added tokens that a decode
+keeps), as Qwen3-Coder and Qwen3.5 do (the same blocks holding XML, whose values the
+row's tool schema types) and as gpt-oss does (harmony's special tokens, which verl's
+decode drops and OpenRLHF's keeps). The rewards must equal the grader's own on the samples OpenAI's grader saw
 (``output_tools`` set, the text empty). verl's ``HermesToolParser`` and
-``GptOssToolParser`` (what its tool agent loop uses) read the same ids, and must find
+``GptOssToolParser`` and ``Qwen3XMLToolParser`` (what its tool agent loop uses) read the same ids, and must find
 the same calls. With ``RFTGRADE_TOOL_CALLS=keep`` no call is read and every reward is
 lost, so the check can fail. Prints one RESULT line.
 """
@@ -33,7 +34,11 @@ TOOLS = [
         "function": {
             "name": name,
             "description": f"{name.replace('_', ' ')} of a place",
-            "parameters": {"type": "object", "properties": {key: {"type": "string"}}, "required": [key]},
+            "parameters": {
+                "type": "object",
+                "properties": {key: {"type": "string"}, "days": {"type": "integer"}},
+                "required": [key],
+            },
         },
     }
     for name, key in (("get_weather", "city"), ("get_time", "tz"))
@@ -42,7 +47,7 @@ ROWS: list[dict[str, Any]] = [
     {
         "messages": [{"role": "user", "content": "Is it raining in Paris?"}],
         "tools": TOOLS,
-        "expected": {"name": "get_weather", "arguments": {"city": "Paris"}},
+        "expected": {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}},
     },
     {
         "messages": [{"role": "user", "content": "What time is it in Oslo?"}],
@@ -57,7 +62,7 @@ ROWS: list[dict[str, Any]] = [
 ]
 # What the model calls: right, right, and the wrong tool with the right arguments (half the reward).
 CALLS = [
-    ("get_weather", {"city": "Paris"}),
+    ("get_weather", {"city": "Paris", "days": 3}),  # an integer: Qwen3-Coder's XML needs the schema
     ("get_time", {"tz": "Europe/Oslo"}),
     ("get_time", {"city": "Lima"}),
 ]
@@ -83,6 +88,12 @@ GRADER: dict[str, Any] = {
 def qwen3(name: str, arguments: dict[str, Any]) -> str:
     call = json.dumps({"name": name, "arguments": arguments})
     return f"<think>\nThe user needs a tool.\n</think>\n\n<tool_call>\n{call}\n</tool_call>"
+
+
+def qwen3_coder(name: str, arguments: dict[str, Any]) -> str:
+    # Qwen3-Coder's and Qwen3.5's XML: each value as text, typed by the tool's schema.
+    parameters = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in arguments.items())
+    return f"<think>\nThe user needs a tool.\n</think>\n\n<tool_call>\n<function={name}>\n{parameters}</function>\n</tool_call>"
 
 
 def gpt_oss(name: str, arguments: dict[str, Any]) -> str:
@@ -114,13 +125,14 @@ def verl_parsers(tok: Any, texts: dict[str, list[str]]) -> dict[str, Any]:
     spec.loader.exec_module(module)
     ToolParser = module.ToolParser
 
+    schemas = [module.OpenAIFunctionToolSchema.model_validate(tool) for tool in TOOLS]
     found: dict[str, Any] = {}
-    for parser_name, wrap in (("hermes", "qwen3"), ("gpt-oss", "gpt_oss")):
+    for parser_name, wrap in (("hermes", "qwen3"), ("gpt-oss", "gpt_oss"), ("qwen3_coder", "qwen3_coder")):
         parser = ToolParser.get_tool_parser(parser_name, tok)
         calls = []
         for text in texts[wrap]:
             ids = tok(text, add_special_tokens=False)["input_ids"]
-            _, functions = asyncio.run(parser.extract_tool_calls(ids))
+            _, functions = asyncio.run(parser.extract_tool_calls(ids, schemas))
             calls.append([[f.name, json.loads(f.arguments)] for f in functions])
         found[parser_name] = calls
     return found
@@ -136,7 +148,7 @@ def rftgrade_reads(tok: Any, texts: dict[str, list[str]]) -> dict[str, Any]:
             calls = []
             for text in completions:
                 ids = tok(text, add_special_tokens=False)["input_ids"]
-                split = split_tool_calls(tok.decode(ids, skip_special_tokens=skip))
+                split = split_tool_calls(tok.decode(ids, skip_special_tokens=skip), tools=lambda: TOOLS)
                 calls.append(
                     [
                         [c["function"]["name"], json.loads(c["function"]["arguments"])]
@@ -173,7 +185,11 @@ def main() -> None:
     with Grader(GRADER, sandbox="process") as own:
         rows = [{"sample": s, "item": r} for s, r in zip(seen, ROWS, strict=True)]
         result["own"] = [round(r.reward, 6) for r in own.run_batch(rows)]
-    texts = {"qwen3": [qwen3(*c) for c in CALLS], "gpt_oss": [gpt_oss(*c) for c in CALLS]}
+    texts = {
+        "qwen3": [qwen3(*c) for c in CALLS],
+        "gpt_oss": [gpt_oss(*c) for c in CALLS],
+        "qwen3_coder": [qwen3_coder(*c) for c in CALLS],
+    }
     result["calls"] = [[n, a] for n, a in CALLS]
     result["verl_parsers"] = verl_parsers(tok, texts)
     result["rftgrade"] = rftgrade_reads(tok, texts)
