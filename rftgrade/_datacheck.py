@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rftgrade._exceptions import DataError
 from rftgrade._jsonl import iter_json_lines
-from rftgrade._reads import ItemRead, item_reads
-from rftgrade._rows import is_rft_row, split_row
+from rftgrade._reads import ItemRead, item_reads, reads
+from rftgrade._rows import checked_tools, is_rft_row, split_row
 from rftgrade._specs import AnyGrader
 
 __all__ = ["MAX_FILE_BYTES", "MAX_ROW_TOKENS", "Finding", "check_dataset"]
@@ -141,15 +142,17 @@ def check_dataset(spec: AnyGrader, files: list[Path]) -> list[Finding]:
         files: JSONL files (an RFT dataset, or ``{item, sample}`` rows), e.g. train then valid.
     """
     findings: list[Finding] = []
-    reads = item_reads(spec)
+    item_paths = item_reads(spec)
+    tool_read = next((r for r in reads(spec, "sample") if r.path[:1] == ("output_tools",)), None)
     prompts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for path in files:
         rows = _Rows(path, findings)
         if not rows.rows:
             findings.append(Finding("error", "no readable rows", str(path)))
             continue
-        findings += _missing_reads(rows, reads)
+        findings += _missing_reads(rows, item_paths)
         findings += _message_problems(rows)
+        findings += _tool_problems(rows, tool_read)
         findings += _type_changes(rows)
         findings += _sizes(rows)
         for line, data, item in rows.rows:
@@ -223,6 +226,41 @@ def _message_problems(rows: _Rows) -> list[Finding]:
         Finding("error", message, str(rows.path), lines[:_SHOWN_ROWS], len(lines), "messages")
         for message, lines in problems.items()
     ]
+
+
+def _tool_problems(rows: _Rows, tool_read: ItemRead | None) -> list[Finding]:
+    """RFT rows whose ``tools`` are not tools; and, for a grader that reads the model's
+    calls, rows that offer none (the model is shown no tool to call there)."""
+    problems: dict[str, list[int]] = defaultdict(list)
+    none_offered: list[int] = []
+    for line, data, item in rows.rows:
+        if not is_rft_row(data):
+            continue  # {item, sample} rows: the sample is given
+        tools = item.get("tools")
+        if tools is None or tools == []:
+            none_offered.append(line)
+            continue
+        try:
+            checked_tools(tools)
+        except DataError as exc:
+            problems[str(exc)].append(line)
+    found = [
+        Finding("error", message, str(rows.path), lines[:_SHOWN_ROWS], len(lines), "tools")
+        for message, lines in problems.items()
+    ]
+    if tool_read is not None and none_offered:
+        found.append(
+            Finding(
+                "warning",
+                f"the grader reads the model's tool calls ({tool_read.source}), but these rows offer no "
+                "`tools`: the model is shown none to call, so it makes no call there; add the row's `tools`",
+                str(rows.path),
+                none_offered[:_SHOWN_ROWS],
+                len(none_offered),
+                "tools",
+            )
+        )
+    return found
 
 
 def _type_changes(rows: _Rows) -> list[Finding]:

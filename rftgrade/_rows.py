@@ -14,7 +14,7 @@ from typing import Any
 
 from rftgrade._exceptions import DataError
 
-__all__ = ["NO_SAMPLE_HINT", "is_rft_row", "split_group", "split_row"]
+__all__ = ["NO_SAMPLE_HINT", "checked_tools", "is_rft_row", "split_group", "split_row"]
 
 NO_SAMPLE_HINT = (
     'add the model\'s answer as `"sample": "text"` (or an OpenAI sample object such as '
@@ -80,3 +80,20 @@ def split_group(data: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     if sample is None:
         raise DataError(f"row has no sample: {NO_SAMPLE_HINT}")
     return item, [sample]
+
+
+def checked_tools(tools: Any) -> list[dict[str, Any]]:
+    """``tools`` (an RFT row's) if it is a list of tool objects.
+
+    Raises:
+        DataError: naming the entry that is not one.
+    """
+    if not isinstance(tools, list):
+        raise DataError(f"`tools` must be a list of tools, got {type(tools).__name__}")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise DataError(
+                f'tools[{i}] is a {type(tool).__name__}; a tool is {{"type": "function", "function": '
+                '{"name", "description", "parameters"}}'
+            )
+    return tools

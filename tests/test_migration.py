@@ -253,6 +253,35 @@ def test_validate_data_sees_item_keys_a_python_grader_reads(tmp_path: Path) -> N
     assert optional.level == "warning" and optional.rows == [2]
 
 
+def test_validate_data_names_bad_tools_and_rows_a_tool_grader_cannot_use(tmp_path: Path) -> None:
+    calls = load_spec(EXAMPLES / "function_call" / "grader.json")  # reads sample.output_tools
+    tool = {"type": "function", "function": {"name": "get_time"}}
+    msgs = [{"role": "user", "content": "q"}]
+    call = {"name": "get_time", "arguments": {}}
+    data = tmp_path / "d.jsonl"
+    rows = (
+        {"messages": msgs, "tools": [tool], "expected_call": call},
+        {"messages": msgs, "expected_call": call},  # no tools: the model cannot call one
+        {"messages": msgs, "tools": ["get_time"], "expected_call": call},
+        {"messages": msgs, "tools": {"get_time": tool}, "expected_call": call},
+    )
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    found = [(f.level, f.rows, f.message) for f in check_dataset(calls, [data]) if f.path == "tools"]
+    for level, rows_named, start in (
+        ("error", [3], "tools[0] is a str; a tool is {"),
+        ("error", [4], "`tools` must be a list of tools, got dict"),
+        (
+            "warning",
+            [2],
+            "the grader reads the model's tool calls ({{ sample.output_tools[0].function.name }})",
+        ),
+    ):
+        assert any(f[:2] == (level, rows_named) and f[2].startswith(start) for f in found), (start, found)
+    # A grader that reads no call does not need tools: the rows without them are fine.
+    text_only = load_spec(EXAMPLES / "math_answer" / "grader.json")
+    assert not [f for f in check_dataset(text_only, [data]) if "offer no `tools`" in f.message]
+
+
 def test_model_grader_validates_offline_and_require_judge_fails(tmp_path: Path) -> None:
     grader = tmp_path / "label.json"
     grader.write_text(

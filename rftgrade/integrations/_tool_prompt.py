@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rftgrade._exceptions import DataError
-
-__all__ = ["TOOL_PROMPTS", "checked_tools", "hermes_tools_block", "with_tools"]
+__all__ = ["TOOL_PROMPTS", "hermes_tools_block", "with_tools"]
 
 TOOL_PROMPTS = ("hermes", "none")
 """``hermes``: the tools in the system turn (the default); ``none``: the prompt without them."""
@@ -40,23 +38,6 @@ def hermes_tools_block(tools: list[dict[str, Any]]) -> str:
     """The block Qwen3's template writes for ``tools``: each one as ``tojson`` renders it
     (``json.dumps`` with its default separators and the keys in their order)."""
     return _HEAD + "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools) + _TAIL
-
-
-def checked_tools(tools: Any) -> list[dict[str, Any]]:
-    """``tools`` if it is a list of tool objects.
-
-    Raises:
-        DataError: naming the entry that is not one.
-    """
-    if not isinstance(tools, list):
-        raise DataError(f"`tools` must be a list of tools, got {type(tools).__name__}")
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise DataError(
-                f'tools[{i}] is a {type(tool).__name__}; a tool is {{"type": "function", "function": '
-                '{"name", "description", "parameters"}}'
-            )
-    return tools
 
 
 def with_tools(prompt: list[dict[str, str]], tools: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -29,8 +29,8 @@ from typing import Any
 
 from rftgrade._exceptions import DataError
 from rftgrade._jsonl import iter_json_lines
-from rftgrade._rows import split_row
-from rftgrade.integrations._tool_prompt import checked_tools, with_tools
+from rftgrade._rows import checked_tools, split_row
+from rftgrade.integrations._tool_prompt import with_tools
 
 __all__ = [
     "ITEM_KEY",
