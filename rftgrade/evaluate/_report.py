@@ -96,6 +96,13 @@ def verdict(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"- {reasoning['with_reasoning']} samples hold the model's reasoning (<think>...</think>): {how}."
         )
+    calls = report.get("tool_calls") or {}
+    if calls.get("from_text"):
+        lines.append(
+            f"- {calls['from_text']} samples wrote their tool calls in the text (the endpoint parsed none; "
+            "vLLM: --enable-auto-tool-choice --tool-call-parser): read from there as output_tools, as the "
+            "trainer adapters read them."
+        )
     graded = sum(len(r["rewards"]) for r in report["per_row"])
     errors = sum(report["errors_by_flag"].values())
     if graded and errors / graded > _HIGH_ERROR_RATE:

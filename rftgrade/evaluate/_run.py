@@ -120,6 +120,23 @@ def _reasoning_counts(records: Iterable[Record]) -> dict[str, int]:
     return {"with_reasoning": held, "ended_in_reasoning": unfinished}
 
 
+def _tool_call_counts(records: Iterable[Record]) -> dict[str, int]:
+    """How many replies made tool calls: parsed by the endpoint, or read from its text
+    (an endpoint without a tool parser leaves them there)."""
+    by_endpoint = from_text = 0
+    for record in records:
+        sample = record.sample
+        if not isinstance(sample, dict) or not sample.get("output_tools"):
+            continue
+        choices = sample.get("choices")
+        message = (choices[0] or {}).get("message") if isinstance(choices, list) and choices else None
+        if isinstance(message, dict) and message.get("tool_calls"):
+            by_endpoint += 1
+        else:
+            from_text += 1
+    return {"by_endpoint": by_endpoint, "from_text": from_text}
+
+
 def _check_identity(meta: dict[str, Any], config: EvalConfig, out: Path) -> None:
     for key in _IDENTITY:
         if key in meta and meta[key] != getattr(config, key):
@@ -405,6 +422,7 @@ async def arun_eval(
             "not_sampled": sum(1 for x in final.values() if not x.sampled),
         },
         "reasoning": {"mode": config.reasoning, **_reasoning_counts(final.values())},
+        "tool_calls": {"mode": config.tool_calls, **_tool_call_counts(final.values())},
         "timing": {
             "wall_s": wall,
             "grading_s": grading_seconds,

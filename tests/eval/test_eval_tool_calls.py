@@ -34,6 +34,8 @@ def test_calls_in_the_reply_text_are_output_tools(
     by_row = {r["row"]: r for r in load(out)["per_row"]}
     assert by_row[0]["rewards"] == [1.0, 1.0]  # the endpoint's own tool_calls
     assert by_row[1]["rewards"] == [1.0, 1.0]  # read from the text, its reasoning cut
+    assert load(out)["tool_calls"] == {"mode": "parse", "by_endpoint": 2, "from_text": 2}
+    assert "2 samples wrote their tool calls in the text" in (out / "summary.md").read_text()
     record = next(r for r in lines(out) if r["row"] == 1)
     assert record["sample"]["output_text"] == ""
     assert record["sample"]["choices"][0]["message"]["content"].startswith(
@@ -47,6 +49,7 @@ def test_calls_in_the_reply_text_are_output_tools(
     assert done.returncode == 0, done.stderr
     by_row = {r["row"]: r for r in load(kept)["per_row"]}
     assert by_row[0]["rewards"] == [1.0, 1.0] and by_row[1]["rewards"] == [0.0, 0.0]
+    assert load(kept)["tool_calls"] == {"mode": "keep", "by_endpoint": 2, "from_text": 0}
     # Samples made one way are not regraded the other way from the same --out.
     again = run_eval(
         tmp_path, CALLED, data, kept, "-n", "2", "--base-url", server.base_url, "--tool-calls", "parse"
