@@ -71,7 +71,7 @@ class ToolCallSplit:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     """The calls in Chat Completions' shape; empty when a call did not parse."""
     malformed: int = 0
-    """Hermes blocks that did not parse as a call (the completion then stays text)."""
+    """JSON blocks that did not parse as a call (the completion then stays text)."""
     had_reasoning: bool = False
     """Reasoning was found before the calls, and is not in :attr:`content`."""
 
@@ -84,13 +84,13 @@ _HERMES_OPEN = "<tool_call>"
 # vLLM's hermes parser: a last block cut at the length limit still counts.
 _HERMES = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
 _RECIPIENT = "to=functions."
-# One harmony message with its special tokens: the header (role section and channel,
-# either may name the recipient), an optional constraint, and the body up to its end.
-_HARMONY_MESSAGE = re.compile(
-    r"(?:<\|start\|>assistant)?(?P<head>[^<]*)<\|channel\|>(?P<channel>[^<]*)"
-    r"(?:<\|constrain\|>[^<]*)?<\|message\|>(?P<body>.*?)(?P<end><\|call\|>|<\|end\|>|<\|return\|>|(?=<\|start\|>)|$)",
-    re.DOTALL,
-)
+# Harmony's markers. A message is [<|start|>assistant HEAD]<|channel|>CHANNEL
+# [<|constrain|>...]<|message|>BODY, up to its end token or the next message's start;
+# the head or the channel names the recipient. Headers are short: bounding them keeps
+# the scan linear in the completion (a policy's output can be anything, and long).
+_CHANNEL, _MESSAGE, _START = "<|channel|>", "<|message|>", "<|start|>"
+_HEADER = 256
+_END = re.compile(r"<\|call\|>|<\|end\|>|<\|return\|>|(?=<\|start\|>)")
 _NAME = re.compile(r"to=functions\.([A-Za-z0-9_\-]+)")
 # The same call decoded without special tokens: "...assistantcommentary to=functions.NAME json{...}".
 _HARMONY_BARE = re.compile(
@@ -117,10 +117,16 @@ def _hermes(text: str, had_reasoning: bool, tools: Callable[[], Any]) -> ToolCal
             name, arguments = call["name"], call["arguments"]
             if not isinstance(name, str):
                 raise TypeError(name)
-        except (ValueError, KeyError, TypeError):
+            arguments_text = json.dumps(arguments, ensure_ascii=False)
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            RecursionError,
+        ):  # RecursionError: nested past any tool's need
             # vLLM: one block that is not a call, and the completion is text.
             return ToolCallSplit(text, [], len(matches), had_reasoning)
-        calls.append(_call(len(calls), name, json.dumps(arguments, ensure_ascii=False)))
+        calls.append(_call(len(calls), name, arguments_text))
     return ToolCallSplit(text[: text.find(_HERMES_OPEN)], calls, 0, had_reasoning)
 
 
@@ -200,15 +206,28 @@ def _harmony(text: str, keep_reasoning: bool) -> ToolCallSplit | None:
     kept: list[str] = []
     final = ""
     at = 0
-    for match in _HARMONY_MESSAGE.finditer(text):
-        name = _NAME.search(match["head"]) or _NAME.search(match["channel"])
-        if name is None:
-            if match["channel"].strip().startswith("final"):
-                final = match["body"]
+    channel_at = text.find(_CHANNEL)
+    while channel_at >= 0:
+        message_at = text.find(_MESSAGE, channel_at, channel_at + len(_CHANNEL) + _HEADER)
+        if message_at < 0:
+            channel_at = text.find(_CHANNEL, channel_at + len(_CHANNEL))
             continue
-        calls.append(_call(len(calls), name[1], match["body"]))
-        kept.append(text[at : match.start()])
-        at = match.end()
+        channel = text[channel_at + len(_CHANNEL) : message_at].partition("<|constrain|>")[0]
+        marker = text.rfind("|>", max(0, channel_at - _HEADER), channel_at)
+        head_at = marker + 2 if marker >= 0 else max(0, channel_at - _HEADER)
+        starts = head_at - len(_START)
+        begin = starts if starts >= 0 and text.startswith(_START, starts) else head_at
+        body_at = message_at + len(_MESSAGE)
+        end = _END.search(text, body_at)
+        body_end, after = (end.start(), end.end()) if end else (len(text), len(text))
+        name = _NAME.search(text, head_at, channel_at) or _NAME.search(channel)
+        if name is not None:
+            calls.append(_call(len(calls), name[1], text[body_at:body_end]))
+            kept.append(text[at:begin])
+            at = after
+        elif channel.strip().startswith("final"):
+            final = text[body_at:body_end]
+        channel_at = text.find(_CHANNEL, max(after, body_at))
     if not calls:
         return None
     reasoning = "<|channel|>analysis" in text

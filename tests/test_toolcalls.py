@@ -223,3 +223,30 @@ def test_qwen3_coder_several_calls_and_a_broken_function_header() -> None:
     assert xml_arguments(text, SCHEMA) == [("book", {"city": "Rome"}), ("other", {"x": "1"})]
     split = split_tool_calls(text)
     assert split is not None and split.content == "Sure."
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "to=functions.x<|message|>" + "a" * 2_000_000,  # a run with no "<": once a fresh scan per position
+        ("<|start|>assistant" + "b" * 300 + "<|channel|>") * 5_000 + "to=functions.x<|message|>",
+        "<|message|>" + "assistant to=functions.x" * 80_000,
+        "<tool_call>" * 100_000 + "{" * 500_000,
+        "<tool_call><function=f>" + "<parameter=a>" * 100_000 + "[" * 500_000,
+        '<tool_call>{"name": "f", "arguments": ' + "[" * 100_000 + "]" * 100_000 + "}</tool_call>",
+    ],
+    ids=[
+        "harmony-run",
+        "harmony-headers",
+        "harmony-recipients",
+        "hermes-opens",
+        "xml-parameters",
+        "deep-json",
+    ],
+)
+def test_a_long_hostile_completion_does_not_hang_the_reader(text: str) -> None:
+    # A policy under RL can write anything, at any length: the reader stays linear in it,
+    # and never raises (JSON nested past the interpreter's limit is a call that did not parse).
+    split = split_tool_calls(text)
+    assert split is None or isinstance(split.tool_calls, list)

@@ -44,6 +44,8 @@ class SampleCounts:
     """Completions whose tool calls became ``output_tools``."""
     malformed: int = 0
     """Completions with a tool-call block that did not parse (graded as their text)."""
+    unread: int = 0
+    """Completions this could not read at all (a bug of ours: graded as given, and logged)."""
 
 
 def _plain(text: str, parse: bool) -> bool:
@@ -115,6 +117,23 @@ def openai_sample(
         return sample
     if type(sample) is str and _plain(sample, parse):
         return clean(sample) if clean is not None else sample
+    try:
+        return _openai_sample(sample, strip, parse, counts, clean, item)
+    except Exception:  # one completion never sinks its batch, nor reaches the trainer as an exception
+        global _TRACED
+        if not _TRACED:  # the traceback once; note_samples counts the rest
+            _TRACED = True
+            log.exception("rftgrade: a completion could not be read; it is graded as given")
+        counts.unread += 1
+        return sample
+
+
+_TRACED = False
+
+
+def _openai_sample(
+    sample: Any, strip: bool, parse: bool, counts: SampleCounts, clean: Callable[[str], str] | None, item: Any
+) -> Any:
     if isinstance(sample, str):
         content, calls = _as_openai(sample, strip, parse, counts, clean, item)
         if calls is not None:
@@ -155,6 +174,14 @@ def note_samples(where: str, counts: SampleCounts, length_setting: str) -> None:
             f"no final answer: raise the response length ({length_setting})",
             counts.unfinished,
             "graded as the empty answer",
+        )
+    if counts.unread:
+        note_failure(
+            "completions rftgrade could not read",
+            where,
+            "a bug in rftgrade (the traceback is logged above); please report it",
+            counts.unread,
+            "graded as given",
         )
     if counts.malformed:
         note_failure(

@@ -141,6 +141,31 @@ def test_verifiers_reply_and_a_call_that_does_not_parse_is_logged(
     )
 
 
+def test_a_completion_that_cannot_be_read_is_graded_as_given_and_logged(
+    grader_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rftgrade.integrations import _samples
+
+    real = _samples._as_openai
+
+    def broken(text: str, *args: Any) -> Any:
+        if "Lyon" in text:
+            raise RuntimeError("a bug in the reader")
+        return real(text, *args)
+
+    monkeypatch.setattr(_samples, "_as_openai", broken)
+    reward = trl_adapter.make_reward_function(str(grader_file), failed_reward=0.0)
+    lyon = QWEN3.replace("Paris", "Lyon")
+    kwargs = {key: [value] * 2 for key, value in ITEM.items()}
+    with caplog.at_level(logging.WARNING, logger="rftgrade.integrations"):
+        scores = asyncio.run(
+            reward(prompts=["p"] * 2, completions=[QWEN3, lyon], trainer_state=None, **kwargs)
+        )
+    assert scores == [1.0, 0.0]  # the other row of the batch is graded as ever
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("could not read" in m and "graded as given" in m for m in logged)
+
+
 def openrlhf_body() -> dict[str, Any]:
     label = json.dumps(ITEM)
     return {
