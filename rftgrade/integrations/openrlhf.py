@@ -59,22 +59,25 @@ TOKEN_ROUTE = "/v1/openrlhf/{token}/reward"
 def strip_special_tokens(text: str, tokens: Sequence[str] = DEFAULT_STRIP_TOKENS) -> str:
     """``text`` without ``tokens``; whitespace after the last real content is dropped
     with the trailing ones (``'{"a": 1}<|im_end|>\\n<|endoftext|>'`` -> ``'{"a": 1}'``)."""
-    found = [t for t in tokens if t and t in text]
+    found = sorted(
+        (t for t in tokens if t and t in text), key=len, reverse=True
+    )  # longer first: one may contain another
     if not found:
         return text
+    # Walk back over the trailing tokens and whitespace by index: a copy per token
+    # would be quadratic in a completion that ends in many of them.
     end = len(text)
-    changed = True
-    while changed:
-        changed = False
-        stripped = text[:end].rstrip()
-        for token in sorted(found, key=len, reverse=True):
-            if stripped.endswith(token):
-                end = len(stripped) - len(token)
-                changed = True
-                break
+    while True:
+        probe = end
+        while probe and text[probe - 1].isspace():
+            probe -= 1
+        token = next((t for t in found if text.endswith(t, 0, probe)), None)
+        if token is None:
+            break
+        end = probe - len(token)
     if end < len(text):
         text = text[:end].rstrip()
-    for token in sorted(found, key=len, reverse=True):  # longer first: one may contain another
+    for token in found:
         text = text.replace(token, "")
     return text
 

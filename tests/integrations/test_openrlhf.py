@@ -90,6 +90,13 @@ def test_strip_special_tokens(text: str, expected: str) -> None:
     assert strip_special_tokens(text) == expected
 
 
+@pytest.mark.timeout(60)
+def test_a_completion_that_ends_in_many_special_tokens_is_stripped_in_one_pass() -> None:
+    # A policy can end its turn with the same token again and again, up to its length
+    # limit; a copy of the text per token was quadratic in them.
+    assert strip_special_tokens("42" + "<|im_end|>\n" * 2_000_000) == "42"
+
+
 def test_serve_cli_strip_tokens_and_path_token(tmp_path: Path) -> None:
     from ..server.test_serve_cli import start
 
