@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from rftgrade.integrations import trl as trl_adapter
@@ -20,7 +19,7 @@ from rftgrade.integrations._client import RewardSourceError
 from rftgrade.server import ServerConfig, create_app
 
 from ..conftest import string_check
-from ..server.conftest import running_server, serve_refusal
+from ..server.conftest import openrlhf_rewards, running_server, serve_refusal
 
 EXACT = string_check(reference="{{ item.ground_truth }}")
 THINK = "<think>\nSix sevens: 42.\n</think>\n\n42"
@@ -99,9 +98,7 @@ def test_openrlhf_route_cuts_before_special_tokens_and_keeps_when_told(grader_fi
     grader_file.write_text(json.dumps(label))
     for mode, expected in (("strip", [1.0, 1.0, 1.0]), ("keep", [0.0, 0.0, 1.0])):
         config = ServerConfig(graders={"m": str(grader_file)}, reasoning=mode)
-        with running_server(config) as url:
-            reply = httpx.post(url + "/v1/openrlhf/reward", json=openrlhf_body(), timeout=30).json()
-        assert reply["rewards"] == expected, mode
+        assert openrlhf_rewards(config, openrlhf_body()) == expected, mode
     with pytest.raises(ValueError, match=r"ServerConfig\.reasoning is 'off'"):
         create_app(ServerConfig(reasoning="off"))
 

@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from rftgrade.integrations import trl as trl_adapter
@@ -21,7 +20,7 @@ from rftgrade.integrations._client import RewardSourceError
 from rftgrade.server import ServerConfig, create_app
 
 from ..conftest import string_check
-from ..server.conftest import running_server, serve_refusal
+from ..server.conftest import openrlhf_rewards, running_server, serve_refusal
 
 # OpenAI's own check of a function-calling answer: the tool's name and its arguments.
 CALLED = {
@@ -184,9 +183,7 @@ def openrlhf_body() -> dict[str, Any]:
 def test_openrlhf_route_reads_calls_around_the_special_tokens(grader_file: Path) -> None:
     for mode, expected in (("parse", [1.0, 1.0, 1.0, 0.0]), ("keep", [0.0, 0.0, 0.0, 0.0])):
         config = ServerConfig(graders={"m": str(grader_file)}, tool_calls=mode)
-        with running_server(config) as url:
-            reply = httpx.post(url + "/v1/openrlhf/reward", json=openrlhf_body(), timeout=30).json()
-        assert reply["rewards"] == expected, mode
+        assert openrlhf_rewards(config, openrlhf_body()) == expected, mode
     with pytest.raises(ValueError, match=r"ServerConfig\.tool_calls is 'off'"):
         create_app(ServerConfig(tool_calls="off"))
 

@@ -68,4 +68,13 @@ def running_server(
         thread.join(timeout=30)
 
 
+def openrlhf_rewards(config: ServerConfig, body: dict[str, Any]) -> list[float]:
+    """The rewards a server with ``config`` answers OpenRLHF's ``body`` with."""
+    with running_server(config) as url:
+        rewards: list[float] = httpx.post(url + "/v1/openrlhf/reward", json=body, timeout=30).json()[
+            "rewards"
+        ]
+    return rewards
+
+
 ServerFactory = Callable[..., "contextmanager[str]"]
