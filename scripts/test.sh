@@ -9,5 +9,6 @@ export RFTGRADE_REQUIRE_SANDBOXES=${RFTGRADE_REQUIRE_SANDBOXES:-1}
 if [ -f scripts/sandbox-env.sh ]; then source scripts/sandbox-env.sh; fi
 source scripts/ray-env.sh
 $PY -m ruff check .
+$PY -m ruff format --check .
 $PY -m mypy
 $PY -m pytest -q "$@"
