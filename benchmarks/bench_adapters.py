@@ -9,8 +9,11 @@ the ``batch`` manager's list form); verifiers one reward per rollout, all at onc
 OpenRLHF one ``/v1/openrlhf/reward`` request per sample (its rollouts send one query),
 64 in flight. The grader is a ``multi`` of ``string_check`` and ``text_similarity``
 (no sandbox, so the figures are the adapters' and the server's own cost). TRL also
-runs with ``reasoning="keep"`` and with a ``<think>`` block before every completion
-(cut before grading: the rewards must not change), for what that cut costs.
+runs with nothing scanned (``reasoning="keep", tool_calls="keep"``), with a ``<think>``
+block before every completion, and with a ``<tool_call>`` block after every one (cut
+before grading, read as ``output_tools``: the rewards must not change), for what
+reading a completion as OpenAI's grader saw it costs, in interleaved rounds against the
+plain loop (``--rounds``), a table of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,10 +96,71 @@ def start_server(grader: str) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("rftgrade serve did not start")
 
 
+def read_rounds(
+    rounds: int,
+    path: Path,
+    completions: list[str],
+    items: list[dict[str, Any]],
+    questions: list[str],
+    answers: list[str],
+    explanations: list[str],
+) -> dict[str, Any]:
+    """What reading a completion as OpenAI's grader saw it costs: TRL's step with nothing
+    scanned, over plain completions, with a ``<think>`` block before each (cut), and
+    with a ``<tool_call>`` block after each (read as ``output_tools``, the text before it
+    the grader's input), against the plain loop, in ``rounds`` interleaved rounds (this
+    machine's speed moves within minutes; a median of interleaved rounds sees through
+    it). Every variant must give the plain loop's rewards."""
+    from rftgrade import Grader
+    from rftgrade.integrations import trl as trl_adapter
+
+    thoughts = [f"<think>\n{t} {u}\n</think>\n\n" for t, u in sentences(len(completions), 40, seed=2)]
+    call = '<tool_call>\n{"name": "submit", "arguments": {"answer": "x", "confidence": 0.9}}\n</tool_call>'
+    default = trl_adapter.make_reward_function(str(path), sandbox="process")
+    unscanned = trl_adapter.make_reward_function(
+        str(path), sandbox="process", reasoning="keep", tool_calls="keep"
+    )
+
+    def trl(reward: Any, texts: list[str]) -> list[float]:
+        out = asyncio.run(
+            reward(prompts=questions, completions=texts, reference_answer=answers, explanation=explanations)
+        )
+        return [float(x) for x in out]
+
+    grader = Grader(GRADER)
+    variants: dict[str, Callable[[], list[float]]] = {
+        "plain loop (Grader.run per sample)": lambda: [
+            grader.run(c, i).reward for c, i in zip(completions, items, strict=True)
+        ],
+        "TRL, nothing scanned (reasoning=keep, tool_calls=keep)": lambda: trl(unscanned, completions),
+        "TRL, plain completions (the default: scanned, nothing found)": lambda: trl(default, completions),
+        "TRL, a `<think>` block cut from every completion": lambda: trl(
+            default, [t + c for t, c in zip(thoughts, completions, strict=True)]
+        ),
+        "TRL, a `<tool_call>` block read from every completion": lambda: trl(
+            default, [c + call for c in completions]
+        ),
+    }
+    seconds: dict[str, list[float]] = {label: [] for label in variants}
+    agree = dict.fromkeys(variants, True)
+    plain: list[float] | None = None
+    try:
+        for _ in range(rounds):
+            for label, fn in variants.items():
+                took, out = timed(fn)
+                seconds[label].append(took)
+                plain = out if plain is None else plain
+                agree[label] = agree[label] and out == plain
+    finally:
+        grader.close()
+    return {"seconds": seconds, "agree": agree}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=512)
     parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the reading variants")
     args = parser.parse_args()
 
     from rftgrade import Grader
@@ -186,23 +251,7 @@ def main() -> None:
     measure(
         "TRL, in-process", lambda: trl(trl_adapter.make_reward_function(str(path), sandbox="process")), "trl"
     )
-    # The cost of cutting a reasoning model's reasoning: the same step with nothing scanned
-    # (reasoning="keep"), and with a <think> block before every completion, cut (the
-    # rewards must still be the plain loop's).
-    measure(
-        "TRL, in-process, reasoning=keep (completions not scanned)",
-        lambda: trl(trl_adapter.make_reward_function(str(path), sandbox="process", reasoning="keep")),
-        "trl_keep",
-    )
-    thoughts = [f"<think>\n{t} {u}\n</think>\n\n" for t, u in sentences(total, 40, seed=2)]
-    plain_completions = completions
-    completions = [t + c for t, c in zip(thoughts, plain_completions, strict=True)]
-    measure(
-        "TRL, in-process, a `<think>` block cut from every completion",
-        lambda: trl(trl_adapter.make_reward_function(str(path), sandbox="process")),
-        "trl_think",
-    )
-    completions = plain_completions
+    reading = read_rounds(args.rounds, path, completions, items, questions, answers, explanations)
     verl._STATE = None
     measure("verl compute_score_async (reward loop), in-process", verl_async, "verl_async")
     measure("verl compute_score from 32 threads, in-process", verl_threads, "verl_threads")
@@ -270,6 +319,24 @@ def main() -> None:
         "",
         "Every path gave the plain loop's rewards: " + ("yes" if all(agree.values()) else f"NO: {agree}"),
         "",
+        f"## Reading a completion as OpenAI's grader saw it (TRL, in-process; median of {args.rounds} "
+        "interleaved rounds)",
+        "",
+        "| path | rewards/s | x plain loop | rounds, x plain loop |",
+        "|---|---:|---:|---|",
+    ]
+    medians = {label: statistics.median(times) for label, times in reading["seconds"].items()}
+    loop = reading["seconds"]["plain loop (Grader.run per sample)"]
+    for label, times in reading["seconds"].items():
+        each = ", ".join(f"{p / t:.2f}" for p, t in zip(loop, times, strict=True))
+        lines.append(
+            f"| {label} | {total / medians[label]:,.0f} | {medians['plain loop (Grader.run per sample)'] / medians[label]:.2f}x | {each} |"
+        )
+    lines += [
+        "",
+        "Every variant gave the plain loop's rewards: "
+        + ("yes" if all(reading["agree"].values()) else f"NO: {reading['agree']}"),
+        "",
     ]
     write(
         "adapters",
@@ -278,6 +345,7 @@ def main() -> None:
             "seconds": results,
             "rewards_per_second": {k: total / v for k, v in results.items()},
             "agree": agree,
+            "reading": reading,
         },
         "\n".join(lines),
     )

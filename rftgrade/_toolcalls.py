@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rftgrade._json import loads
 from rftgrade._reasoning import split_answer
 
 __all__ = ["TOOL_CALL_MODES", "ToolCallSplit", "split_tool_calls", "tool_call_mode"]
@@ -113,7 +114,7 @@ def _hermes(text: str, had_reasoning: bool, tools: Callable[[], Any]) -> ToolCal
                 calls.append(_call(len(calls), name, arguments))
             continue
         try:
-            call = json.loads(block)
+            call = loads(block)  # orjson, else the stdlib: what json.loads accepts
             name, arguments = call["name"], call["arguments"]
             if not isinstance(name, str):
                 raise TypeError(name)
