@@ -119,12 +119,8 @@ def _hermes(text: str, had_reasoning: bool, tools: Callable[[], Any]) -> ToolCal
             if not isinstance(name, str):
                 raise TypeError(name)
             arguments_text = json.dumps(arguments, ensure_ascii=False)
-        except (
-            ValueError,
-            KeyError,
-            TypeError,
-            RecursionError,
-        ):  # RecursionError: nested past any tool's need
+        # RecursionError: nested past the interpreter's limit, and past any tool's need.
+        except (ValueError, KeyError, TypeError, RecursionError):
             # vLLM: one block that is not a call, and the completion is text.
             return ToolCallSplit(text, [], len(matches), had_reasoning)
         calls.append(_call(len(calls), name, arguments_text))

@@ -58,7 +58,11 @@ def request_body(
 
 
 def build_sample(
-    response: dict[str, Any], response_format: Any = None, reasoning: str = "strip", tool_calls: str = "parse"
+    response: dict[str, Any],
+    response_format: Any = None,
+    reasoning: str = "strip",
+    tool_calls: str = "parse",
+    tools: Any = None,
 ) -> dict[str, Any]:
     """OpenAI's sample dict from a Chat Completions response (as a plain dict).
 
@@ -67,7 +71,8 @@ def build_sample(
     ``<think>...</think>`` in the content, which OpenAI's grader never saw;
     :mod:`rftgrade._reasoning`), ``output_tools`` its ``tool_calls`` (with
     ``tool_calls="parse"``, read from the content when the endpoint has no tool parser
-    and left them there, as the trainer adapters read them; :mod:`rftgrade._toolcalls`),
+    and left them there, as the trainer adapters read them, an XML call's values typed by
+    the request's ``tools``; :mod:`rftgrade._toolcalls`),
     ``choices`` the response's choices, and ``output_json`` the parsed text when the
     request asked for JSON (``response_format`` ``json_object``/``json_schema``) and
     the text parses; otherwise rftgrade derives it from the text as usual.
@@ -78,7 +83,7 @@ def build_sample(
     text = content if isinstance(content, str) else ""
     calls = list(message.get("tool_calls") or [])
     split = (
-        split_tool_calls(text, keep_reasoning=reasoning == "keep")
+        split_tool_calls(text, keep_reasoning=reasoning == "keep", tools=lambda: tools)
         if tool_calls == "parse" and not calls
         else None
     )

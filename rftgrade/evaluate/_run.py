@@ -285,7 +285,9 @@ async def arun_eval(
                     record = Record(
                         i,
                         n,
-                        sample=build_sample(response, fmt_i, config.reasoning, config.tool_calls),
+                        sample=build_sample(
+                            response, fmt_i, config.reasoning, config.tool_calls, bodies[i].get("tools")
+                        ),
                         prompt=shas[i],
                     )
                     failures_in_a_row = 0

@@ -61,3 +61,21 @@ def test_calls_in_the_reply_text_are_output_tools(
         bad.returncode == 2
         and "--tool-calls (or RFTGRADE_TOOL_CALLS) is 'hermes'; use parse or keep" in bad.stderr
     )
+
+
+def test_an_xml_call_left_in_the_reply_is_typed_by_the_requests_tools() -> None:
+    # Qwen3.5's XML values are text; the trainer adapters type them by the row's tools,
+    # and eval by the same tools, sent with the request.
+    from rftgrade.evaluate import build_sample
+
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "book", "parameters": {"properties": {"nights": {"type": "integer"}}}},
+        }
+    ]
+    content = "<tool_call>\n<function=book>\n<parameter=nights>\n3\n</parameter>\n</function>\n</tool_call>"
+    response = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+    typed = build_sample(response, tools=tools)["output_tools"][0]["function"]["arguments"]
+    untyped = build_sample(response)["output_tools"][0]["function"]["arguments"]
+    assert (typed, untyped) == ('{"nights": 3}', '{"nights": "3"}')
