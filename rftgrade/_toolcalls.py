@@ -46,7 +46,14 @@ from typing import Any
 from rftgrade._json import loads
 from rftgrade._reasoning import split_answer
 
-__all__ = ["TOOL_CALL_MODES", "ToolCallSplit", "split_tool_calls", "tool_call_mode"]
+__all__ = [
+    "HARMONY_RECIPIENT",
+    "HERMES_OPEN",
+    "TOOL_CALL_MODES",
+    "ToolCallSplit",
+    "split_tool_calls",
+    "tool_call_mode",
+]
 
 TOOL_CALL_MODES = ("parse", "keep")
 """``parse``: a completion's tool calls become ``output_tools`` (the default); ``keep``: the text as decoded."""
@@ -81,10 +88,12 @@ class ToolCallSplit:
         return {"role": "assistant", "content": self.content, "tool_calls": self.tool_calls}
 
 
-_HERMES_OPEN = "<tool_call>"
+HERMES_OPEN = "<tool_call>"
+"""Where a Hermes (and Qwen3-Coder) call opens; the adapters test for it before reading."""
 # vLLM's hermes parser: a last block cut at the length limit still counts.
 _HERMES = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
-_RECIPIENT = "to=functions."
+HARMONY_RECIPIENT = "to=functions."
+"""What names a harmony call's recipient, with or without its special tokens."""
 # Harmony's markers. A message is [<|start|>assistant HEAD]<|channel|>CHANNEL
 # [<|constrain|>...]<|message|>BODY, up to its end token or the next message's start;
 # the head or the channel names the recipient. Headers are short: bounding them keeps
@@ -124,7 +133,7 @@ def _hermes(text: str, had_reasoning: bool, tools: Callable[[], Any]) -> ToolCal
             # vLLM: one block that is not a call, and the completion is text.
             return ToolCallSplit(text, [], len(matches), had_reasoning)
         calls.append(_call(len(calls), name, arguments_text))
-    return ToolCallSplit(text[: text.find(_HERMES_OPEN)], calls, 0, had_reasoning)
+    return ToolCallSplit(text[: text.find(HERMES_OPEN)], calls, 0, had_reasoning)
 
 
 _XML_FUNCTION_OPEN = "<function="
@@ -234,7 +243,7 @@ def _harmony(text: str, keep_reasoning: bool) -> ToolCallSplit | None:
 
 
 def _harmony_bare(text: str, keep_reasoning: bool) -> ToolCallSplit | None:
-    match = _HARMONY_BARE.search(text, max(0, text.rfind(_RECIPIENT) - len("assistant commentary ")))
+    match = _HARMONY_BARE.search(text, max(0, text.rfind(HARMONY_RECIPIENT) - len("assistant commentary ")))
     if match is None:
         return None
     call = _call(0, match["name"], match["body"])
@@ -252,13 +261,13 @@ def split_tool_calls(
     it from an answer. ``tools`` returns the row's tools (OpenAI's ``tools`` list), whose
     schemas type an XML call's values; it is called only for such a call.
     """
-    if _RECIPIENT in text:
+    if HARMONY_RECIPIENT in text:
         split = (
             _harmony(text, keep_reasoning) if "<|message|>" in text else _harmony_bare(text, keep_reasoning)
         )
         if split is not None:
             return split
-    if _HERMES_OPEN not in text:
+    if HERMES_OPEN not in text:
         return None
     had_reasoning = False
     if not keep_reasoning:
@@ -266,7 +275,7 @@ def split_tool_calls(
         # call the model only thought about is not one it made.
         answer = split_answer(text)
         text, had_reasoning = answer.text, answer.had_reasoning
-        if _HERMES_OPEN not in text:
+        if HERMES_OPEN not in text:
             return None
     return _hermes(text, had_reasoning, tools or _no_tools)
 

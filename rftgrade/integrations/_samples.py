@@ -23,13 +23,10 @@ from typing import Any
 
 from rftgrade._rawitem import RawItem
 from rftgrade._reasoning import split_answer
-from rftgrade._toolcalls import split_tool_calls
+from rftgrade._toolcalls import HARMONY_RECIPIENT, HERMES_OPEN, split_tool_calls
 from rftgrade.integrations._loud import log, note_failure
 
 __all__ = ["SampleCounts", "note_samples", "openai_sample"]
-
-_HARMONY_CALL = "to=functions."
-_HERMES_CALL = "<tool_call>"
 
 
 @dataclass
@@ -55,7 +52,7 @@ def _plain(text: str, parse: bool) -> bool:
         ">" not in text
         and "]" not in text
         and not text.startswith("analysis")
-        and not (parse and _HARMONY_CALL in text)
+        and not (parse and HARMONY_RECIPIENT in text)
     )
 
 
@@ -70,7 +67,7 @@ def _as_openai(
     text: str, strip: bool, parse: bool, counts: SampleCounts, clean: Callable[[str], str] | None, item: Any
 ) -> tuple[str, list[dict[str, Any]] | None]:
     """``text`` as ``(content, tool_calls)``; ``tool_calls`` is ``None`` when it made none."""
-    if parse and _HARMONY_CALL in text:
+    if parse and HARMONY_RECIPIENT in text:
         split = split_tool_calls(text, keep_reasoning=not strip)
         if split is not None and split.tool_calls:
             counts.tool_calls += 1
@@ -84,7 +81,7 @@ def _as_openai(
             counts.unfinished += answer.unfinished
     if clean is not None:
         text = clean(text)
-    if parse and _HERMES_CALL in text:
+    if parse and HERMES_OPEN in text:
         # The reasoning is already handled.
         split = split_tool_calls(text, keep_reasoning=True, tools=lambda: _tools_of(item))
         if split is not None and split.tool_calls:
