@@ -213,9 +213,8 @@ def dataset_cmd(
         typer.echo(f"error: {data} has no rows", err=True)
         raise typer.Exit(1)
     try:
-        rows = read_training_rows(
-            data, ExportSummary(), tool_prompt
-        )  # then read again, written as it is read
+        # Then read again, written as it is read.
+        rows = read_training_rows(data, ExportSummary(), tool_prompt)
         written = write_rows((trainer_row(row, trainer, i, data_source) for i, row in enumerate(rows)), out)
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
