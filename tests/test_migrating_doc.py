@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -24,7 +25,7 @@ def commands() -> list[str]:
 
 def test_the_guide_has_each_step() -> None:
     verbs = [c.split()[1] for c in commands()]
-    assert verbs == ["validate", "eval", "grade", "check", *["export"] * 6]
+    assert verbs == ["validate", "eval", "grade", "check", *["export"] * 6, "eval", "compare"]
 
 
 def test_every_command_of_the_guide_runs_as_written(tmp_path: Path) -> None:
@@ -48,6 +49,9 @@ def test_every_command_of_the_guide_runs_as_written(tmp_path: Path) -> None:
             )
             assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
     assert (tmp_path / "eval-out" / "eval.json").is_file()
+    # The fake model answers alike whatever it is called: the same rewards, no clear change.
+    compared = json.loads((tmp_path / "compare-out" / "compare.json").read_text())
+    assert compared["verdict"] == "no clear change" and compared["b"]["model"] == "tuned-model"
     assert len((tmp_path / "graded.jsonl").read_text().splitlines()) == 6
     for trainer in ("verl", "trl", "openrlhf"):
         assert len((tmp_path / f"train-{trainer}.jsonl").read_text().splitlines()) == 4

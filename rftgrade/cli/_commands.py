@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("rftgrade.cli.quality_cmd", "check_cmd"),
     "validate": ("rftgrade.cli.validate_cmd", "validate_cmd"),
     "eval": ("rftgrade.cli.eval_cmd", "eval_cmd"),
+    "compare": ("rftgrade.cli.compare_cmd", "compare_cmd"),
     "run": ("rftgrade.cli.grade_cmd", "run_cmd"),
     "grade": ("rftgrade.cli.grade_cmd", "grade_cmd"),
     "sandbox": ("rftgrade.cli.sandbox_cmd", "sandbox_app"),

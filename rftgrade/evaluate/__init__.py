@@ -7,6 +7,7 @@ it writes and how to read the verdict.
 from __future__ import annotations
 
 from rftgrade.evaluate._client import SamplingClient, SamplingError, build_sample, request_body
+from rftgrade.evaluate._compare import EvalRun, compare_runs, load_run
 from rftgrade.evaluate._data import DataProblem, EvalRow, Record, load_records, read_rows
 from rftgrade.evaluate._run import EvalConfig, EvalOutcome, EvalProgress, arun_eval, run_eval
 from rftgrade.evaluate._stats import pass_at_k, row_pass_at_k, summarize_rows
@@ -17,12 +18,15 @@ __all__ = [
     "EvalOutcome",
     "EvalProgress",
     "EvalRow",
+    "EvalRun",
     "Record",
     "SamplingClient",
     "SamplingError",
     "arun_eval",
     "build_sample",
+    "compare_runs",
     "load_records",
+    "load_run",
     "pass_at_k",
     "read_rows",
     "request_body",

@@ -9,6 +9,7 @@ graded sample to ``samples.jsonl`` straight away.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections import Counter
@@ -135,6 +136,11 @@ def _tool_call_counts(records: Iterable[Record]) -> dict[str, int]:
         else:
             from_text += 1
     return {"by_endpoint": by_endpoint, "from_text": from_text}
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _check_identity(meta: dict[str, Any], config: EvalConfig, out: Path) -> None:
@@ -417,6 +423,8 @@ async def arun_eval(
         "score_range": list(_score_range(grader)),
         "grader": {"id": grader.id, "name": grader.name, "type": grader.type},
         "grader_form": grader_form or "grader",
+        # `rftgrade compare` checks that two runs read the same file.
+        "dataset": {"path": str(data), "sha256": _file_sha256(data)},
         "samples": {
             "total": len(wanted),
             "reused": reused,

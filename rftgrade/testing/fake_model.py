@@ -8,6 +8,8 @@ API) over real HTTP (Starlette on uvicorn, both installed with the server extra)
 - ``mode=right`` (default) answers ``X``; ``mode=wrong`` answers ``wrong``;
   ``mode=alternate`` answers right on the 1st, 3rd, ... call for that prompt and
   wrong on the 2nd, 4th, ...;
+- ``mode=model:<name>``: right when the request names model ``<name>``, else wrong
+  (a tuned model against its base, for ``rftgrade compare``);
 - ``mode=slow:<s>``: right, after ``s`` seconds;
 - ``mode=500:<n>`` / ``mode=429:<n>``: the first ``n`` calls for the prompt fail
   with that status (429 with ``retry-after-ms: 10``), then right;
@@ -124,7 +126,11 @@ class FakeModelServer:
             self.answered[key] += 1
             answered = self.answered[key]
         reply = answer
-        if mode == "wrong" or (mode == "alternate" and answered % 2 == 0):
+        if (
+            mode == "wrong"
+            or (mode == "alternate" and answered % 2 == 0)
+            or (mode == "model" and body.get("model") != arg)
+        ):
             reply = "wrong"
         message: dict[str, Any] = {"role": "assistant", "content": reply}
         fmt = body.get("response_format") or {}
