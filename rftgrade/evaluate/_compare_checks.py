@@ -181,7 +181,8 @@ def sample_checks(a: list[Record], b: list[Record], rows: int) -> list[dict[str,
             "message": (
                 f"one reply is given in {common_b['rows']} of {rows} rows (mean reward "
                 f"{common_b['mean_reward']:.3f}): a reply that scores on many different prompts is a "
-                "likely grader hack; read it, then `rftgrade check` the grader against it"
+                "likely grader hack: read it, and if it does not answer those prompts, tighten the grader "
+                "and keep the reply as a test case (`rftgrade run GRADER --sample TEXT --item ROW`)"
                 if same and common_b
                 else "no reply repeats across many rows"
             ),
