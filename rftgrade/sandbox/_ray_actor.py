@@ -7,6 +7,7 @@ actor class is plain Python and is made remote by the driver.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -42,6 +43,11 @@ class PoolActor:
     only its digest after that.
     """
 
+    SOURCE_WAIT = 10.0
+    """Seconds a chunk that names an unknown digest waits for the chunk carrying its
+    source: Ray starts an async actor's calls in no fixed order, so the first chunk
+    (with the source) can start after the second (digest only)."""
+
     def __init__(
         self, backend: str, workers: int, limits: Limits, isolation: str | None, recycle_after: int
     ) -> None:
@@ -51,6 +57,7 @@ class PoolActor:
             backend, limits=limits, workers=workers, isolation=isolation, recycle_after=recycle_after
         )
         self.programs: dict[str, PythonProgram] = {}
+        self._arrived: dict[str, asyncio.Event] = {}
         self.sources_received = 0
         self.graded = 0
         self.chunks = 0
@@ -76,9 +83,15 @@ class PoolActor:
         if program is not None:
             self.programs[digest] = program
             self.sources_received += 1
+            self._arrived.setdefault(digest, asyncio.Event()).set()
         known = self.programs.get(digest)
         if known is None:
-            return None
+            try:
+                async with asyncio.timeout(self.SOURCE_WAIT):
+                    await self._arrived.setdefault(digest, asyncio.Event()).wait()
+            except TimeoutError:
+                return None  # never sent here (e.g. its chunk failed): the driver sends it again
+            known = self.programs[digest]
         outcomes = await self.executor.run(known, calls, timeout=timeout)
         self.graded += len(outcomes)
         self.chunks += 1
