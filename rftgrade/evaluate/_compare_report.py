@@ -8,19 +8,12 @@ means moved), and every flagged check gets its line with what to read next.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from rftgrade.evaluate._report import _fmt
+
 __all__ = ["compare_verdict", "render_compare_markdown", "write_compare"]
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _signed(value: float | None) -> str:
