@@ -34,7 +34,7 @@ import numpy as np
 from rftgrade._exceptions import DataError
 from rftgrade.evaluate._compare_checks import EXCERPT, graded_text, sample_checks
 from rftgrade.evaluate._data import Record, load_records
-from rftgrade.evaluate._stats import pass_at_k
+from rftgrade.evaluate._stats import RowRewards, summarize_rows
 
 __all__ = ["EvalRun", "compare_runs", "load_run"]
 
@@ -224,11 +224,6 @@ def _best(records: list[Record], row: int, *, highest: bool) -> str | None:
     return graded_text(pick.sample)[:EXCERPT]
 
 
-def _pass_at_k(pairs: list[dict[str, Any]], threshold: float, k_max: int) -> dict[str, float | None]:
-    passes = [(len(r["rewards"]), sum(1 for x in r["rewards"] if x >= threshold)) for r in pairs]
-    return {str(k): pass_at_k(passes, k) if passes else None for k in range(1, k_max + 1)}
-
-
 def compare_runs(
     a: EvalRun, b: EvalRun, *, level: float = 0.95, resamples: int = 9999, seed: int = 0
 ) -> dict[str, Any]:
@@ -265,20 +260,25 @@ def compare_runs(
     threshold_b = float(b.report.get("pass_threshold", 1.0))
 
     def side(run: EvalRun, index: int, threshold: float, means: np.ndarray) -> dict[str, Any]:
-        picked = [pair[index] for pair in pairs]
+        # The eval's own statistics, over the compared rows only (pass@k up to the smaller -n).
+        lo, hi = run.report.get("score_range") or (0.0, 1.0)
+        stats = summarize_rows(
+            [
+                RowRewards(pair[index]["row"], pair[index].get("line") or 0, pair[index]["rewards"])
+                for pair in pairs
+            ],
+            samples_per_row=k_max,
+            threshold=threshold,
+            score_range=(float(lo), float(hi)),
+        )
         return {
             "dir": str(run.path),
             "model": run.report.get("model"),
             "samples_per_row": run.report.get("samples_per_row"),
             "mean_reward": float(means.mean()),
-            "pass_at_k": _pass_at_k(picked, threshold, k_max),
-            "share_zero_variance": sum(1 for r in picked if r.get("std") == 0.0) / len(picked),
-            "share_all_max": sum(
-                1
-                for r in picked
-                if r["rewards"] and min(r["rewards"]) >= float((run.report.get("score_range") or [0, 1])[1])
-            )
-            / len(picked),
+            "pass_at_k": stats["pass_at_k"],
+            "share_zero_variance": stats["share_zero_variance"],
+            "share_all_max": stats["share_all_max"],
         }
 
     order = np.argsort(deltas, kind="stable")
