@@ -1,4 +1,5 @@
-"""Shared by the eval tests: the dataset rows the fake model understands, running the CLI."""
+"""Shared by the eval and compare tests: the dataset rows the fake model understands, running
+the CLIs, and evals graded from given replies."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rftgrade import Grader
+from rftgrade.evaluate import EvalConfig
+from rftgrade.evaluate import run_eval as library_run_eval
 
 ROOT = Path(__file__).resolve().parents[2]
 GRADER = {
@@ -103,3 +108,35 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def compare_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "250"}
+    return subprocess.run(
+        [sys.executable, "-m", "rftgrade", "compare", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def graded(tmp: Path, name: str, grader: dict[str, Any], data: Path, samples: list[Any], model: str) -> Path:
+    """An eval of ``samples`` (one list of replies a row) through the library, as `--samples` does."""
+    made = tmp / f"{name}.samples.jsonl"
+    made.write_text(
+        "".join(
+            json.dumps({"row": i, "n": n, "sample": s}) + "\n"
+            for i, row in enumerate(samples)
+            for n, s in enumerate(row)
+        )
+    )
+    out = tmp / name
+    with Grader(grader, sandbox="process") as g:
+        library_run_eval(
+            g, data, out, EvalConfig(model=model, samples_per_row=len(samples[0])), samples_file=made
+        )
+    return out
+
+
+CONTAINS = {**GRADER, "name": "contains", "operation": "like"}

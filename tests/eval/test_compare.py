@@ -5,33 +5,18 @@ hack checks on evals graded from samples files through the library."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rftgrade import Grader
-from rftgrade.evaluate import EvalConfig, compare_runs, load_run, run_eval
+from rftgrade.evaluate import compare_runs, load_run
 from rftgrade.testing.fake_model import FakeModelServer
 
-from .helpers import GRADER, ROOT, rft_row, write_data
+from .helpers import CONTAINS, GRADER, compare_cli, graded, rft_row, write_data
 from .helpers import run_eval as eval_cli
 
 pytest.importorskip("scipy")
-
-
-def compare_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "250"}
-    return subprocess.run(
-        [sys.executable, "-m", "rftgrade", "compare", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def test_a_tuned_model_is_shown_better_and_the_gate_holds_both_ways(
@@ -92,25 +77,6 @@ def test_the_same_model_twice_is_no_clear_change(server: FakeModelServer, tmp_pa
     assert done.returncode == 1, done.stdout  # no gain shown: the gate fails
     assert "No clear change from base-model to base-model" in done.stdout
     assert "both runs name the model 'base-model'" in done.stdout
-
-
-def graded(tmp: Path, name: str, grader: dict[str, Any], data: Path, samples: list[Any], model: str) -> Path:
-    """An eval of ``samples`` (one list of replies a row) through the library, as `--samples` does."""
-    made = tmp / f"{name}.samples.jsonl"
-    made.write_text(
-        "".join(
-            json.dumps({"row": i, "n": n, "sample": s}) + "\n"
-            for i, row in enumerate(samples)
-            for n, s in enumerate(row)
-        )
-    )
-    out = tmp / name
-    with Grader(grader, sandbox="process") as g:
-        run_eval(g, data, out, EvalConfig(model=model, samples_per_row=len(samples[0])), samples_file=made)
-    return out
-
-
-CONTAINS = {**GRADER, "name": "contains", "operation": "like"}
 
 
 def test_a_reply_that_scores_everywhere_is_flagged_as_a_likely_hack(tmp_path: Path) -> None:
