@@ -169,3 +169,21 @@ def test_a_big_eval_gets_fewer_permutation_draws_never_under_999() -> None:
     assert permutation_resamples(20000, 9999) == 1000
     assert permutation_resamples(10**7, 9999) == 999
     assert permutation_resamples(12, 499) == 499  # what the user asked for, when less
+
+
+def test_few_rows_moving_is_no_clear_change_even_when_the_interval_excludes_zero(tmp_path: Path) -> None:
+    rows = [rft_row(f"c{i}", "right") for i in range(20)]
+    data = write_data(tmp_path / "data.jsonl", rows)
+    base = graded(tmp_path, "base", GRADER, data, [["no idea", "no idea"]] * 20, "base")
+    # 4 rows of 20 gain half a point: a bootstrap interval above 0, a sign-flip p near 1/8.
+    better = [[f"c{i}" if i < 4 else "no idea", "no idea"] for i in range(20)]
+    tuned = graded(tmp_path, "tuned", GRADER, data, better, "tuned")
+    report = compare_runs(load_run(base), load_run(tuned))
+    assert report["ci"][0] > 0 and report["p_value"] > 0.05
+    assert report["verdict"] == "no clear change"
+    done = compare_cli(str(base), str(tuned), "--min-gain", "0")
+    assert done.returncode == 1
+    assert "but the permutation test does not reject no change" in done.stdout
+    assert "the permutation test does not reject no change (p = " in done.stderr.replace("\n", " ")
+    # "No worse than -0.05" needs the interval alone, and it holds.
+    assert compare_cli(str(base), str(tuned), "--min-gain", "-0.05").returncode == 0
