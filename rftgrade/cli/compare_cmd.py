@@ -29,14 +29,16 @@ def compare_cmd(
         ),
     ],
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Directory for compare.json and summary.md.")
+        Optional[Path],
+        typer.Option("--out", help="Directory for compare.json and summary.md (series.json with several)."),
     ] = None,
     min_gain: Annotated[
         Optional[float],
         typer.Option(
             "--min-gain",
-            help="Exit 1 unless the gain's whole confidence interval lies above this (0: B must be "
-            "shown better than A; with several checkpoints, at least one must be).",
+            help="Exit 1 unless the gain's whole confidence interval lies above this, and for 0 or "
+            "more the verdict is better (0: B must be shown better than A; with several "
+            "checkpoints, at least one must be).",
         ),
     ] = None,
     confidence: Annotated[

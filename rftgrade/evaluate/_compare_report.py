@@ -1,9 +1,10 @@
 """``compare.json`` and ``summary.md`` of ``rftgrade compare`` (and ``series.json`` for
 several checkpoints): the verdict in sentences.
 
-The sentences say what the numbers allow: a gain whose interval lies above zero is
-"better", one below is "worse", anything else is "no clear change" (however the
-means moved), and every flagged check gets its line with what to read next.
+The sentences say what the numbers allow: a gain whose interval lies above zero (with
+the permutation test agreeing) is "better", one below is "worse", anything else is
+"no clear change" (however the means moved), and every flagged check gets its line
+with what to read next.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ checkpoint's run against the base run with :func:`compare_runs`, and says which 
 shown better, which gained most, and where a sign of a grader hack first appeared
 (the candidates are read in the order given, training order).
 
-Looking at many checkpoints is looking many times: with five 95% intervals, one of
-five checkpoints that did not move would show as "better" about a quarter of the time.
+Looking at many checkpoints is looking many times: if none of five checkpoints moved,
+one of their five 95% intervals would still exclude 0 about a fifth of the time.
 Each interval is therefore widened so that all of them hold together at the chosen
 level (Bonferroni: each at ``1 - (1 - level) / m``), and each p-value is multiplied by
 ``m`` to match. Picking the highest of ``m`` gains on the same rows still favours luck
