@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -90,6 +91,16 @@ def compare_cmd(
         _one_out(report, out, min_gain)
 
 
+def _show(table: Table, lines: list[str], write: Callable[[], dict[str, Path]] | None) -> None:
+    """The table and the verdict's sentences on stdout; then the files, named on stderr."""
+    console.print(table)
+    for line in lines:
+        console.print(line.replace("**", ""), highlight=False, markup=False)
+    if write is not None:
+        for kind, path in write().items():
+            err.print(f"wrote {kind}: {path}", highlight=False)
+
+
 def _shown_above(ci: list[float] | None, verdict: str, min_gain: float) -> bool:
     # Above a gain of 0 or more, the verdict must be "better" too (the permutation test
     # agrees); a negative --min-gain (no worse than) needs the interval alone.
@@ -115,12 +126,7 @@ def _one_out(report: dict[str, Any], out: Path | None, min_gain: float | None) -
     table.add_row(
         "rows with no signal", f"{a['share_zero_variance']:.0%}", f"{b['share_zero_variance']:.0%}", ""
     )
-    console.print(table)
-    for line in compare_verdict(report):
-        console.print(line.replace("**", ""), highlight=False, markup=False)
-    if out is not None:
-        for kind, path in write_compare(report, out).items():
-            err.print(f"wrote {kind}: {path}", highlight=False)
+    _show(table, compare_verdict(report), None if out is None else lambda: write_compare(report, out))
     if min_gain is not None:
         ci = report["ci"]
         if not _shown_above(ci, report["verdict"], min_gain):
@@ -156,12 +162,7 @@ def _series_out(series: Series, out: Path | None, min_gain: float | None) -> Non
             r["verdict"],
             ", ".join(r["flags"]),
         )
-    console.print(table)
-    for line in series_verdict(summary):
-        console.print(line.replace("**", ""), highlight=False, markup=False)
-    if out is not None:
-        for kind, path in write_series(series, out).items():
-            err.print(f"wrote {kind}: {path}", highlight=False)
+    _show(table, series_verdict(summary), None if out is None else lambda: write_series(series, out))
     if min_gain is not None:
         above = [r["label"] for r in summary["candidates"] if _shown_above(r["ci"], r["verdict"], min_gain)]
         if not above:
